@@ -1,0 +1,520 @@
+"""Datasets: an ordered list of (stable id, uint8 RGB R×R image) with a digest and a stated geometry.
+
+Two kinds, chosen by a spec string:
+
+* ``samples``: the embedded default set, 48 fixed crops of the colour photographs that ship with
+  scikit-image (astronaut, coffee, chelsea, rocket, motorcycle_left) and matplotlib (Grace Hopper).
+  Built at runtime, deterministically, without network. See :data:`SAMPLE_WINDOWS`.
+* ``folder:PATH``: every ``.png/.jpg/.jpeg/.webp`` file (any case) below PATH, recursively; hidden
+  files and directories (name starting with ``.``) are skipped, symlinked directories are not followed.
+  Files are sorted by relative POSIX path; the id is that path without its extension
+  (``sub/img_01``). A bare directory path is *not* accepted as a spec (it could collide with a
+  built-in name); the error says to write ``folder:PATH``.
+
+Every image leaves the dataset as exactly ``resolution × resolution``. How it gets there is the
+*resize policy*; it is always explicit, recorded by :meth:`Dataset.describe`, and an image that is
+already R×R is passed through untouched under every policy:
+
+* ``center-crop`` (default): both sides must be ≥ R, else :class:`InputError` naming the file, its
+  size and the fix. Larger images are centre-cropped at native scale (offset ``(side - R) // 2``),
+  like MAT's ``*_val`` loaders. No resampling ever happens.
+* ``pad``: sides shorter than R are reflect-padded (mirror without repeating the edge,
+  ``numpy.pad(mode="reflect")``) at the bottom/right up to R, as MAT's loaders do; then centre crop.
+  The padded pixels become part of the ground truth: they are recorded in the counts.
+* ``resize``: resized straight to R×R (aspect ratio not kept).
+* ``short-side``: short side resized to R (long side ``round(long * R / short)``), then centre crop;
+  the usual "resize then crop" preparation for large photographs (LaMa's Places evaluation).
+
+Resampling always uses Pillow's bicubic filter, which is antialiased when shrinking. Upscaling and
+aspect changes are counted in :meth:`Dataset.describe` and announced once with a
+:class:`ResizePolicyWarning` when the dataset is loaded.
+
+Sizes, and for ``alpha="refuse"`` any transparency, are checked when the dataset is loaded, so a run
+fails at the start rather than hours in. Corrupt pixel data is only found when an image is decoded;
+:meth:`Dataset.verify` decodes everything up front.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from inpaintbench.errors import InputError, UnknownNameError
+from inpaintbench.images import ALPHA_POLICIES, may_have_alpha, probe_image, read_image
+
+RESIZE_POLICIES = ("center-crop", "pad", "resize", "short-side")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+RESIZE_FILTER = "PIL bicubic (antialiased when shrinking)"
+PAD_MODE = "reflect (numpy mode='reflect'), bottom/right"
+_SIZE_FIX = "pass --resize-policy pad (mirror-pad small images) or resize/short-side (resample them)"
+
+
+class ResizePolicyWarning(UserWarning):
+    """The resize policy upscaled, padded or changed the aspect ratio of some images."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Geometry
+
+
+def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(img).resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def _center_crop(img: np.ndarray, r: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    y, x = (h - r) // 2, (w - r) // 2
+    return np.ascontiguousarray(img[y:y + r, x:x + r])
+
+
+def plan_geometry(width: int, height: int, r: int, policy: str) -> str:
+    """What ``policy`` does to a ``width × height`` image: one of ``exact``, ``crop``, ``pad``,
+    ``resize``, ``upscale``, ``too-small`` (the last only for ``center-crop``)."""
+    if (width, height) == (r, r):
+        return "exact"
+    if policy == "center-crop":
+        return "crop" if min(width, height) >= r else "too-small"
+    if policy == "pad":
+        return "crop" if min(width, height) >= r else "pad"
+    if policy == "resize":
+        return "upscale" if min(width, height) < r else "resize"
+    if policy == "short-side":
+        return "upscale" if min(width, height) < r else ("crop" if min(width, height) == r else "resize")
+    raise InputError(f"unknown resize policy {policy!r}", f"use one of: {', '.join(RESIZE_POLICIES)}")
+
+
+def apply_policy(img: np.ndarray, r: int, policy: str, name: str = "image") -> np.ndarray:
+    """Bring a uint8 [H, W, 3] image to [r, r, 3] under ``policy`` (see the module docstring)."""
+    h, w = img.shape[:2]
+    plan = plan_geometry(w, h, r, policy)
+    if plan == "exact":
+        return img
+    if plan == "too-small":
+        raise InputError(f"{name}: {w}x{h} is smaller than {r}x{r} and the resize policy is center-crop",
+                         _SIZE_FIX)
+    if policy == "pad":
+        ph, pw = max(0, r - h), max(0, r - w)
+        if ph or pw:
+            img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="reflect")
+        return _center_crop(img, r)
+    if policy == "center-crop":
+        return _center_crop(img, r)
+    if policy == "resize":
+        return _resize(img, r, r)
+    # short-side
+    short = min(w, h)
+    if short != r:
+        nw, nh = (r, max(r, round(h * r / w))) if w <= h else (max(r, round(w * r / h)), r)
+        img = _resize(img, nw, nh)
+    return _center_crop(img, r)
+
+
+def _check_args(resolution: int, resize_policy: str, alpha: str) -> None:
+    if not isinstance(resolution, int) or resolution < 8:
+        raise InputError(f"resolution must be an integer >= 8, got {resolution!r}", "e.g. --resolution 256")
+    if resize_policy not in RESIZE_POLICIES:
+        raise InputError(f"unknown resize policy {resize_policy!r}",
+                         f"use one of: {', '.join(RESIZE_POLICIES)}")
+    if alpha not in ALPHA_POLICIES:
+        raise InputError(f"unknown alpha policy {alpha!r}", f"use one of: {', '.join(ALPHA_POLICIES)}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Base class
+
+
+class Dataset:
+    """Ordered, indexable images with stable ids. Subclasses implement ``_load(i)`` and ``_digest()``."""
+
+    name: str = "dataset"
+
+    def __init__(self, spec: str, ids: Sequence[str], resolution: int, resize_policy: str):
+        self.spec = spec
+        self.ids: list[str] = list(ids)
+        self.resolution = resolution
+        self.resize_policy = resize_policy
+        self._digest_cache: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[str, np.ndarray]:
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(f"dataset indices must be integers, got {type(i).__name__}")
+        n = len(self.ids)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for {n} images")
+        i = int(i) % n
+        return self.ids[i], self._load(i)
+
+    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def path_of(self, i: int) -> Path | None:
+        """The source file of image ``i``, or ``None`` for built-in sets."""
+        return None
+
+    @property
+    def digest(self) -> str:
+        """sha256 identifying the image list and content (computed once, on first use)."""
+        if self._digest_cache is None:
+            self._digest_cache = self._digest()
+        return self._digest_cache
+
+    def describe(self) -> dict[str, Any]:
+        """Everything a run manifest needs to say which images, in which order and geometry."""
+        return {
+            "name": self.name,
+            "spec": self.spec,
+            "n": len(self),
+            "digest": self.digest,
+            "resolution": self.resolution,
+            "resize_policy": self.resize_policy,
+        }
+
+    def verify(self) -> list[tuple[str, str]]:
+        """Decode every image; return ``(id, problem)`` for each one that fails (empty list = all good)."""
+        problems = []
+        for i, image_id in enumerate(self.ids):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._load(i)
+            except InputError as e:
+                problems.append((image_id, str(e)))
+        return problems
+
+    def _load(self, i: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _digest(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------------------------------
+# folder:PATH
+
+
+@dataclass(frozen=True)
+class _FolderItem:
+    image_id: str
+    path: Path
+    width: int
+    height: int
+    mode: str
+    plan: str
+
+
+def scan_image_folder(root: Path) -> list[tuple[str, Path]]:
+    """``(id, path)`` for every image below ``root``, sorted by relative POSIX path; duplicate ids fail."""
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for fn in filenames:
+            if fn.startswith(".") or os.path.splitext(fn)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = Path(dirpath) / fn
+            found.append((path.relative_to(root).as_posix(), path))
+    found.sort(key=lambda t: t[0])
+    seen: dict[str, str] = {}
+    out = []
+    for rel, path in found:
+        image_id = os.path.splitext(rel)[0]
+        if image_id in seen:
+            raise InputError(
+                f"{root}: two files give the same image id {image_id!r}: {seen[image_id]} and {rel}",
+                "rename or remove one of them; ids are relative paths without extension",
+            )
+        seen[image_id] = rel
+        out.append((image_id, path))
+    return out
+
+
+class FolderDataset(Dataset):
+    """Images from a directory tree (see the module docstring for ordering, ids and geometry)."""
+
+    name = "folder"
+
+    def __init__(self, root: str | os.PathLike[str], resolution: int = 256,
+                 resize_policy: str = "center-crop", alpha: str = "refuse"):
+        _check_args(resolution, resize_policy, alpha)
+        root_path = Path(root).expanduser()
+        if not root_path.exists():
+            raise InputError(f"{root_path}: no such directory", "check the path given after folder:")
+        if not root_path.is_dir():
+            raise InputError(f"{root_path}: not a directory", "folder: needs a directory of images")
+        root_path = root_path.resolve()
+        found = scan_image_folder(root_path)
+        if not found:
+            raise InputError(
+                f"{root_path}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} recursively)",
+                "point folder: at a directory that contains PNG, JPEG or WebP files",
+            )
+        self.root = root_path
+        self.alpha = alpha
+        items = []
+        for image_id, path in found:
+            w, h, mode, _fmt = probe_image(path)
+            plan = plan_geometry(w, h, resolution, resize_policy)
+            if plan == "too-small":
+                raise InputError(f"{path}: {w}x{h} is smaller than {resolution}x{resolution} and the resize "
+                                 "policy is center-crop", _SIZE_FIX)
+            if alpha == "refuse" and may_have_alpha(mode):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    read_image(path, alpha=alpha)  # raises InputError on real transparency
+            items.append(_FolderItem(image_id, path, w, h, mode, plan))
+        self._items = items
+        super().__init__(f"folder:{root_path}", [it.image_id for it in items], resolution, resize_policy)
+        self.plan_counts = dict(sorted(Counter(it.plan for it in items).items()))
+        self.n_aspect_changed = sum(1 for it in items if resize_policy == "resize" and it.width != it.height)
+        _announce(self.spec, self.plan_counts, self.n_aspect_changed, len(items))
+
+    def path_of(self, i: int) -> Path:
+        return self._items[i].path
+
+    def _load(self, i: int) -> np.ndarray:
+        it = self._items[i]
+        img = read_image(it.path, alpha=self.alpha)
+        if img.shape[:2] != (it.height, it.width):
+            raise InputError(f"{it.path}: size changed since the dataset was loaded", "reload the dataset")
+        return apply_policy(img, self.resolution, self.resize_policy, name=str(it.path))
+
+    def _digest(self) -> str:
+        # One line per image: id, NUL, sha256 of the file bytes. Independent of resolution and policy,
+        # which describe() records next to it.
+        h = hashlib.sha256(b"inpaintbench-folder-v1\n")
+        for it in self._items:
+            fh = hashlib.sha256(it.path.read_bytes()).hexdigest()
+            h.update(f"{it.image_id}\0{fh}\n".encode())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({
+            "root": str(self.root),
+            "digest_method": "sha256 over 'id NUL sha256(file bytes)' lines in order",
+            "alpha": self.alpha,
+            "extensions": list(IMAGE_EXTENSIONS),
+            "resize_filter": RESIZE_FILTER,
+            "pad_mode": PAD_MODE,
+            "geometry_counts": self.plan_counts,
+            "aspect_changed": self.n_aspect_changed,
+            "exif_orientation": "ignored (stored pixel grid)",
+            "color_management": "none (pixel values as stored)",
+        })
+        return d
+
+
+def _announce(spec: str, counts: dict[str, int], n_aspect: int, n: int) -> None:
+    notes = []
+    if counts.get("upscale"):
+        notes.append(f"{counts['upscale']} upscaled")
+    if counts.get("pad"):
+        notes.append(f"{counts['pad']} mirror-padded")
+    if n_aspect:
+        notes.append(f"{n_aspect} with changed aspect ratio")
+    if notes:
+        warnings.warn(f"{spec}: of {n} images, " + ", ".join(notes), ResizePolicyWarning, stacklevel=4)
+
+
+# ----------------------------------------------------------------------------------------------------
+# samples: the embedded default set
+
+# (id, source, x, y, size): square window in source pixel coordinates (x = column, y = row).
+# Chosen by eye for variety: faces (astronaut, Grace Hopper, the cat), texture (wood, fabric, lattice
+# towers), smooth regions (sky, saucer), man-made structure (motorcycle, shelves). Each window is
+# resized to the requested resolution with RESIZE_FILTER; at 256 every window is >= 256, so the
+# default set is only ever downscaled.
+SAMPLE_WINDOWS: tuple[tuple[str, str, int, int, int], ...] = (
+    ("astronaut_00", "astronaut", 130, 10, 256),
+    ("astronaut_01", "astronaut", 0, 0, 512),
+    ("astronaut_02", "astronaut", 100, 60, 320),
+    ("astronaut_03", "astronaut", 0, 0, 256),
+    ("astronaut_04", "astronaut", 256, 0, 256),
+    ("astronaut_05", "astronaut", 60, 256, 256),
+    ("astronaut_06", "astronaut", 256, 256, 256),
+    ("astronaut_07", "astronaut", 0, 128, 384),
+    ("astronaut_08", "astronaut", 128, 128, 384),
+    ("grace_hopper_00", "grace_hopper", 120, 80, 300),
+    ("grace_hopper_01", "grace_hopper", 150, 130, 256),
+    ("grace_hopper_02", "grace_hopper", 0, 0, 512),
+    ("grace_hopper_03", "grace_hopper", 0, 344, 256),
+    ("grace_hopper_04", "grace_hopper", 256, 344, 256),
+    ("grace_hopper_05", "grace_hopper", 0, 0, 256),
+    ("grace_hopper_06", "grace_hopper", 256, 0, 256),
+    ("grace_hopper_07", "grace_hopper", 100, 200, 400),
+    ("grace_hopper_08", "grace_hopper", 200, 150, 312),
+    ("coffee_00", "coffee", 150, 0, 300),
+    ("coffee_01", "coffee", 0, 0, 400),
+    ("coffee_02", "coffee", 200, 0, 400),
+    ("coffee_03", "coffee", 0, 144, 256),
+    ("coffee_04", "coffee", 344, 144, 256),
+    ("coffee_05", "coffee", 172, 72, 256),
+    ("coffee_06", "coffee", 300, 0, 256),
+    ("coffee_07", "coffee", 50, 100, 300),
+    ("chelsea_00", "chelsea", 0, 0, 300),
+    ("chelsea_01", "chelsea", 151, 0, 300),
+    ("chelsea_02", "chelsea", 100, 22, 256),
+    ("chelsea_03", "chelsea", 0, 44, 256),
+    ("chelsea_04", "chelsea", 195, 44, 256),
+    ("chelsea_05", "chelsea", 75, 0, 300),
+    ("rocket_00", "rocket", 106, 0, 427),
+    ("rocket_01", "rocket", 0, 171, 256),
+    ("rocket_02", "rocket", 384, 171, 256),
+    ("rocket_03", "rocket", 192, 128, 256),
+    ("rocket_04", "rocket", 0, 0, 256),
+    ("rocket_05", "rocket", 384, 0, 256),
+    ("rocket_06", "rocket", 192, 0, 256),
+    ("motorcycle_00", "motorcycle_left", 0, 0, 500),
+    ("motorcycle_01", "motorcycle_left", 241, 0, 500),
+    ("motorcycle_02", "motorcycle_left", 120, 100, 400),
+    ("motorcycle_03", "motorcycle_left", 300, 100, 256),
+    ("motorcycle_04", "motorcycle_left", 485, 100, 256),
+    ("motorcycle_05", "motorcycle_left", 100, 220, 280),
+    ("motorcycle_06", "motorcycle_left", 0, 0, 256),
+    ("motorcycle_07", "motorcycle_left", 340, 0, 300),
+    ("motorcycle_08", "motorcycle_left", 480, 244, 256),
+)
+
+# Source photographs: file name inside skimage/data (bundled with the wheel, no download) or the
+# matplotlib sample-data file. Licences: scikit-image data README (public domain / CC0 / CC-BY for
+# these) and matplotlib's sample data (Grace Hopper, public domain, US Navy).
+SAMPLE_SOURCES: dict[str, tuple[str, str]] = {
+    "astronaut": ("skimage", "astronaut.png"),
+    "coffee": ("skimage", "coffee.png"),
+    "chelsea": ("skimage", "chelsea.png"),
+    "rocket": ("skimage", "rocket.jpg"),
+    "motorcycle_left": ("skimage", "motorcycle_left.png"),
+    "grace_hopper": ("matplotlib", "grace_hopper.jpg"),
+}
+
+
+def _source_path(source: str) -> Path:
+    package, filename = SAMPLE_SOURCES[source]
+    if package == "skimage":
+        import skimage.data
+
+        path = Path(skimage.data.__file__).parent / filename
+    else:
+        import matplotlib
+
+        path = Path(matplotlib.get_data_path()) / "sample_data" / filename
+    if not path.is_file():
+        raise InputError(f"the samples dataset needs {filename} from {package}, missing at {path}",
+                         f"reinstall {package} from a wheel that bundles its data files")
+    return path
+
+
+@functools.cache
+def _load_source(source: str) -> np.ndarray:
+    with Image.open(_source_path(source)) as img:
+        arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    arr.setflags(write=False)
+    return arr
+
+
+@functools.lru_cache(maxsize=4)
+def _build_samples(resolution: int) -> tuple[tuple[str, np.ndarray], ...]:
+    out = []
+    for image_id, source, x, y, size in SAMPLE_WINDOWS:
+        src = _load_source(source)
+        h, w = src.shape[:2]
+        if x < 0 or y < 0 or x + size > w or y + size > h:  # the bundled file changed shape
+            raise RuntimeError(f"samples window {image_id} ({x},{y},{size}) is outside {source} ({w}x{h})")
+        win = np.ascontiguousarray(src[y:y + size, x:x + size])
+        img = win if size == resolution else _resize(win, resolution, resolution)
+        img.setflags(write=False)
+        out.append((image_id, img))
+    return tuple(out)
+
+
+class SamplesDataset(Dataset):
+    """The embedded default set (see :data:`SAMPLE_WINDOWS`). Images are read-only arrays."""
+
+    name = "samples"
+
+    def __init__(self, resolution: int = 256, resize_policy: str = "center-crop", alpha: str = "refuse"):
+        _check_args(resolution, resize_policy, alpha)
+        self._items = _build_samples(resolution)
+        super().__init__("samples", [i for i, _ in self._items], resolution, resize_policy)
+        self.n_upscaled = sum(1 for w in SAMPLE_WINDOWS if w[4] < resolution)
+        if self.n_upscaled:
+            warnings.warn(f"samples at {resolution}: {self.n_upscaled} of {len(self)} crops are upscaled "
+                          "from smaller windows, so they are softer than real photographs at this size",
+                          ResizePolicyWarning, stacklevel=3)
+
+    def _load(self, i: int) -> np.ndarray:
+        return self._items[i][1]
+
+    def _digest(self) -> str:
+        h = hashlib.sha256(b"inpaintbench-samples-v1\n")
+        for image_id, img in self._items:
+            h.update(f"{image_id}\0{img.shape}\n".encode())
+            h.update(img.tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({
+            "resize_policy": "n/a (fixed windows resized to the resolution)",
+            "digest_method": "sha256 over id, shape and pixel bytes in order",
+            "resize_filter": RESIZE_FILTER,
+            "upscaled": self.n_upscaled,
+            "sources": {k: f"{pkg}:{fn}" for k, (pkg, fn) in SAMPLE_SOURCES.items()},
+            "windows": "inpaintbench.datasets.SAMPLE_WINDOWS (id, source, x, y, size)",
+        })
+        return d
+
+
+# ----------------------------------------------------------------------------------------------------
+# Entry points
+
+
+_BUILTIN = {
+    "samples": (
+        "48 fixed crops of the colour photographs bundled with scikit-image and matplotlib (portraits, "
+        "a cat, coffee, a rocket launch, a motorcycle); built offline; exact at 256, upscaled above"
+    ),
+}
+
+
+def load_dataset(spec: str, resolution: int = 256, resize_policy: str = "center-crop",
+                 alpha: str = "refuse") -> Dataset:
+    """Open a dataset by spec: ``samples`` or ``folder:PATH``.
+
+    Raises:
+        InputError: bad folder, image too small for the policy, transparency with ``alpha="refuse"``...
+        UnknownNameError: any other spec.
+    """
+    if spec == "samples":
+        return SamplesDataset(resolution, resize_policy, alpha)
+    if spec.startswith("folder:"):
+        path = spec[len("folder:"):]
+        if not path:
+            raise InputError("folder: needs a path", "write folder:/path/to/images")
+        return FolderDataset(path, resolution, resize_policy, alpha)
+    if os.path.isdir(spec):
+        raise InputError(f"{spec!r} is a directory, but dataset specs name their kind",
+                         f"write folder:{spec}")
+    raise UnknownNameError("dataset", spec, [*_BUILTIN, "folder:PATH"])
+
+
+def list_datasets() -> list[dict[str, Any]]:
+    """The dataset kinds the CLI can name, with a one-line summary each (for ``inpaintbench datasets``)."""
+    return [
+        {"spec": "samples", "n": len(SAMPLE_WINDOWS), "summary": _BUILTIN["samples"]},
+        {"spec": "folder:PATH", "n": None,
+         "summary": "every PNG/JPEG/WebP below PATH (recursive, sorted; id = relative path, no extension)"},
+    ]

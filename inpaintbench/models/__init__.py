@@ -1,0 +1,42 @@
+"""Built-in models. Importing this package registers them (``create_model``/``list_models`` do so).
+
+External plug-ins use the ``inpaintbench.models`` entry-point group instead (see :mod:`.base`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inpaintbench.models import classical
+from inpaintbench.models.base import (
+    Inpainter,
+    ModelSpec,
+    create_model,
+    get_model_spec,
+    list_models,
+    register_model,
+)
+
+__all__ = ["Inpainter", "ModelSpec", "create_model", "get_model_spec", "list_models", "register_model"]
+
+
+def _register_builtin() -> None:
+    register_model("telea", classical.telea,
+                   "OpenCV Telea fast-marching fill, radius 3 (weights-free, CPU)", tags=("classical",))
+    register_model("ns", classical.ns,
+                   "OpenCV Navier-Stokes fill, radius 3 (weights-free, CPU)", tags=("classical",))
+    register_model("biharmonic", classical.biharmonic,
+                   "scikit-image biharmonic fill (weights-free, CPU, ~10x slower than telea)",
+                   tags=("classical",))
+    register_model("patchmatch", classical.patchmatch,
+                   "PatchMatch texture copy, patch 3, seeded per sample (needs pip install pypatchmatch)",
+                   tags=("classical", "optional"))
+    # The MAT adapter registers its own ids. Import it only when its package is there, and without
+    # catching ImportError, so that a real bug inside it is not hidden.
+    if (Path(__file__).parent / "mat" / "__init__.py").is_file():
+        from inpaintbench.models.mat import register as _register_mat
+
+        _register_mat()
+
+
+_register_builtin()

@@ -1,0 +1,313 @@
+"""Datasets: the embedded samples set, folder scanning and ids, resize policies, digests, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from inpaintbench import datasets as D
+from inpaintbench.datasets import (
+    RESIZE_POLICIES,
+    ResizePolicyWarning,
+    apply_policy,
+    list_datasets,
+    load_dataset,
+)
+from inpaintbench.errors import InputError, UnknownNameError
+from inpaintbench.images import write_png
+
+
+def rng_img(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def pil_bicubic(img, w, h):
+    return np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.BICUBIC))
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return load_dataset("samples")
+
+
+def test_samples_shape_count_and_ids(samples):
+    assert len(samples) >= 48
+    assert len(set(samples.ids)) == len(samples)
+    for image_id, img in samples:
+        assert img.shape == (256, 256, 3) and img.dtype == np.uint8
+        assert image_id.rsplit("_", 1)[1].isdigit()
+    # the portraits are there, several crops each
+    assert sum(i.startswith("astronaut_") for i in samples.ids) >= 3
+    assert sum(i.startswith("grace_hopper_") for i in samples.ids) >= 3
+
+
+def test_samples_are_pairwise_different(samples):
+    imgs = np.stack([img for _, img in samples]).astype(np.int16)
+    for i in range(len(imgs)):
+        diffs = np.abs(imgs[i + 1:] - imgs[i]).mean(axis=(1, 2, 3))
+        assert (diffs > 2.0).all(), (samples.ids[i], diffs.min())
+
+
+def test_samples_are_colour_photographs(samples):
+    for image_id, img in samples:
+        f = img.astype(np.float64)
+        chroma = np.abs(f - f.mean(axis=2, keepdims=True)).mean()
+        assert chroma > 2.0, image_id  # not grayscale
+        assert f.std() > 10.0, image_id  # not a flat patch
+
+
+def test_sample_window_matches_the_source_photograph(samples):
+    import skimage.data
+
+    src = skimage.data.astronaut()  # the public API as a reference for our direct file read
+    i = samples.ids.index("astronaut_00")
+    _, x, y, size = [w for w in D.SAMPLE_WINDOWS if w[0] == "astronaut_00"][0][1:]
+    assert size == 256
+    np.testing.assert_array_equal(samples[i][1], src[y:y + 256, x:x + 256])
+    # A larger window is the bicubic downscale of that window.
+    j = samples.ids.index("astronaut_01")
+    np.testing.assert_array_equal(samples[j][1], pil_bicubic(src, 256, 256))
+
+
+def test_samples_digest_is_stable_and_matches_its_definition(samples):
+    D._build_samples.cache_clear()
+    D._load_source.cache_clear()
+    again = load_dataset("samples")
+    assert again.digest == samples.digest
+    h = hashlib.sha256(b"inpaintbench-samples-v1\n")
+    for image_id, img in again:
+        h.update(f"{image_id}\0{img.shape}\n".encode())
+        h.update(img.tobytes())
+    assert h.hexdigest() == samples.digest
+
+
+def test_samples_arrays_are_read_only(samples):
+    with pytest.raises(ValueError):
+        samples[0][1][0, 0, 0] = 1
+
+
+def test_samples_at_512_are_upscaled_with_a_warning(samples):
+    with pytest.warns(ResizePolicyWarning, match="upscaled"):
+        big = load_dataset("samples", resolution=512)
+    assert len(big) == len(samples) and big.ids == samples.ids
+    _, img = big[0]
+    assert img.shape == (512, 512, 3)
+    assert big.digest != samples.digest
+    assert big.describe()["upscaled"] == sum(w[4] < 512 for w in D.SAMPLE_WINDOWS)
+    assert samples.describe()["upscaled"] == 0
+
+
+def test_samples_describe(samples):
+    d = samples.describe()
+    assert d["name"] == "samples" and d["n"] == len(samples) and d["digest"] == samples.digest
+    assert d["resolution"] == 256 and "grace_hopper" in d["sources"]
+    assert samples.path_of(0) is None
+
+
+def test_indexing(samples):
+    assert samples[-1][0] == samples.ids[-1]
+    with pytest.raises(IndexError):
+        samples[len(samples)]
+    with pytest.raises(TypeError):
+        samples["astronaut_00"]
+
+
+# --- folder: scanning and ids --------------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "imgs"
+    write_png(root / "b.png", rng_img(32, 32, 1))
+    write_png(root / "a" / "z.png", rng_img(32, 32, 2))
+    Image.fromarray(rng_img(32, 32, 3)).save(root / "a" / "y.JPG", quality=95)
+    Image.fromarray(rng_img(32, 32, 4)).save(root / "c.webp", lossless=True)
+    write_png(root / ".hidden.png", rng_img(32, 32, 5))
+    write_png(root / ".cache" / "x.png", rng_img(32, 32, 6))
+    (root / "notes.txt").write_text("not an image")
+    (root / "d.tif").write_bytes(b"ignored extension")
+    return root
+
+
+def test_folder_scan_is_recursive_sorted_with_stable_ids(tree):
+    ds = load_dataset(f"folder:{tree}", resolution=32)
+    assert ds.ids == ["a/y", "a/z", "b", "c"]
+    assert ds.path_of(0) == (tree / "a" / "y.JPG").resolve()
+    np.testing.assert_array_equal(ds[2][1], rng_img(32, 32, 1))
+    np.testing.assert_array_equal(ds[3][1], rng_img(32, 32, 4))
+    d = ds.describe()
+    assert d["name"] == "folder" and d["n"] == 4 and d["root"] == str(tree.resolve())
+    assert d["spec"] == f"folder:{tree.resolve()}" and d["geometry_counts"] == {"exact": 4}
+
+
+def test_duplicate_ids_name_both_files(tree):
+    Image.fromarray(rng_img(32, 32, 7)).save(tree / "b.jpg")
+    with pytest.raises(InputError) as exc:
+        load_dataset(f"folder:{tree}", resolution=32)
+    assert "b.jpg" in str(exc.value) and "b.png" in str(exc.value) and "'b'" in str(exc.value)
+
+
+def test_folder_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.md").write_text("x")
+    with pytest.raises(InputError, match="no images found"):
+        load_dataset(f"folder:{tmp_path / 'empty'}")
+    with pytest.raises(InputError, match="no such directory"):
+        load_dataset(f"folder:{tmp_path / 'missing'}")
+    with pytest.raises(InputError, match="folder:"):
+        load_dataset(str(tmp_path / "empty"))  # a bare path is not guessed
+    with pytest.raises(InputError, match="needs a path"):
+        load_dataset("folder:")
+    with pytest.raises(UnknownNameError, match="samples"):
+        load_dataset("imagenet")
+
+
+def test_corrupt_header_fails_at_load_and_truncated_data_is_found_by_verify(tmp_path):
+    root = tmp_path / "d"
+    write_png(root / "ok.png", rng_img(16, 16))
+    (root / "junk.png").write_bytes(b"nope")
+    with pytest.raises(InputError, match=r"junk\.png"):
+        load_dataset(f"folder:{root}", resolution=16)
+    data = (root / "ok.png").read_bytes()
+    (root / "junk.png").write_bytes(data[: len(data) - 30])  # valid header, truncated pixels
+    ds = load_dataset(f"folder:{root}", resolution=16)
+    problems = ds.verify()
+    assert [p[0] for p in problems] == ["junk"] and "junk.png" in problems[0][1]
+    with pytest.raises(InputError, match=r"junk\.png"):
+        ds[0]
+
+
+def test_transparency_is_refused_at_load_time(tmp_path):
+    root = tmp_path / "d"
+    rgba = np.dstack([rng_img(16, 16), np.full((16, 16), 255, np.uint8)])
+    rgba[0, 0, 3] = 0
+    write_png(root / "t.png", rgba)
+    with pytest.raises(InputError, match=r"t\.png.*--alpha composite-white"):
+        load_dataset(f"folder:{root}", resolution=16)
+    ds = load_dataset(f"folder:{root}", resolution=16, alpha="composite-white")
+    assert ds[0][1][0, 0].tolist() == [255, 255, 255]
+    assert ds.describe()["alpha"] == "composite-white"
+
+
+def test_folder_digest_tracks_ids_and_bytes_not_location(tree, tmp_path):
+    ds = load_dataset(f"folder:{tree}", resolution=32)
+    moved = shutil.copytree(tree, tmp_path / "elsewhere")
+    assert load_dataset(f"folder:{moved}", resolution=32).digest == ds.digest
+    # other geometry, same files: same digest (geometry is recorded separately)
+    assert load_dataset(f"folder:{moved}", resolution=16).digest == ds.digest
+    write_png(moved / "b.png", rng_img(32, 32, 99))
+    assert load_dataset(f"folder:{moved}", resolution=32).digest != ds.digest
+    (moved / "b.png").rename(moved / "b2.png")
+    write_png(moved / "b2.png", rng_img(32, 32, 1))  # original bytes, new id
+    assert load_dataset(f"folder:{moved}", resolution=32).digest != ds.digest
+
+
+def test_folder_digest_matches_its_definition(tree):
+    ds = load_dataset(f"folder:{tree}", resolution=32)
+    h = hashlib.sha256(b"inpaintbench-folder-v1\n")
+    for i, image_id in enumerate(ds.ids):
+        h.update(f"{image_id}\0{hashlib.sha256(ds.path_of(i).read_bytes()).hexdigest()}\n".encode())
+    assert ds.digest == h.hexdigest()
+
+
+# --- resize policies -----------------------------------------------------------------------------
+
+
+def test_center_crop_larger_image_and_refuse_smaller(tmp_path):
+    big = rng_img(40, 50, 1)
+    write_png(tmp_path / "d" / "big.png", big)
+    ds = load_dataset(f"folder:{tmp_path / 'd'}", resolution=32)
+    np.testing.assert_array_equal(ds[0][1], big[4:36, 9:41])
+    write_png(tmp_path / "d" / "small.png", rng_img(30, 50, 2))
+    with pytest.raises(InputError) as exc:
+        load_dataset(f"folder:{tmp_path / 'd'}", resolution=32)
+    msg = str(exc.value)
+    assert "small.png" in msg and "50x30" in msg and "--resize-policy" in msg
+
+
+def test_pad_policy_mirrors_bottom_right_then_crops(tmp_path):
+    small = rng_img(20, 40, 3)
+    write_png(tmp_path / "d" / "s.png", small)
+    with pytest.warns(ResizePolicyWarning, match="1 mirror-padded"):
+        ds = load_dataset(f"folder:{tmp_path / 'd'}", resolution=32, resize_policy="pad")
+    out = ds[0][1]
+    assert out.shape == (32, 32, 3)
+    np.testing.assert_array_equal(out[:20], small[:, 4:36])
+    np.testing.assert_array_equal(out[20:], small[18:6:-1, 4:36])  # reflect: row 18 first, edge not repeated
+    assert ds.describe()["geometry_counts"] == {"pad": 1}
+
+
+def test_resize_policy_matches_pil_bicubic_and_warns_about_aspect(tmp_path):
+    img = rng_img(48, 64, 4)
+    write_png(tmp_path / "d" / "r.png", img)
+    with pytest.warns(ResizePolicyWarning, match="aspect"):
+        ds = load_dataset(f"folder:{tmp_path / 'd'}", resolution=32, resize_policy="resize")
+    np.testing.assert_array_equal(ds[0][1], pil_bicubic(img, 32, 32))
+    assert ds.describe()["aspect_changed"] == 1
+
+
+def test_short_side_policy(tmp_path):
+    img = rng_img(64, 96, 5)
+    write_png(tmp_path / "d" / "s.png", img)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a downscale keeping the aspect is not worth a warning
+        ds = load_dataset(f"folder:{tmp_path / 'd'}", resolution=32, resize_policy="short-side")
+    np.testing.assert_array_equal(ds[0][1], pil_bicubic(img, 48, 32)[:, 8:40])
+
+
+def test_upscaling_is_announced(tmp_path):
+    write_png(tmp_path / "d" / "u.png", rng_img(16, 16))
+    for policy in ("resize", "short-side"):
+        with pytest.warns(ResizePolicyWarning, match="1 upscaled"):
+            ds = load_dataset(f"folder:{tmp_path / 'd'}", resolution=32, resize_policy=policy)
+        assert ds[0][1].shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("policy", RESIZE_POLICIES)
+def test_exact_size_passes_through_untouched(policy):
+    img = rng_img(24, 24, 6)
+    assert apply_policy(img, 24, policy) is img
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 70), w=st.integers(1, 70), r=st.sampled_from([16, 32]),
+       policy=st.sampled_from(RESIZE_POLICIES))
+def test_every_policy_gives_r_by_r_or_a_clear_error(h, w, r, policy):
+    img = rng_img(h, w, 7)
+    if policy == "center-crop" and min(h, w) < r:
+        with pytest.raises(InputError, match="resize-policy"):
+            apply_policy(img, r, policy)
+        return
+    out = apply_policy(img, r, policy)
+    assert out.shape == (r, r, 3) and out.dtype == np.uint8
+    if policy in ("center-crop", "pad") and min(h, w) >= r:
+        # native-scale crop: every output row is a contiguous piece of an input row
+        y, x = (h - r) // 2, (w - r) // 2
+        np.testing.assert_array_equal(out, img[y:y + r, x:x + r])
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(InputError, match="resize policy"):
+        load_dataset("samples", resize_policy="stretch")
+    with pytest.raises(InputError, match="resolution"):
+        load_dataset("samples", resolution=0)
+    with pytest.raises(InputError, match="alpha"):
+        load_dataset("samples", alpha="drop")
+
+
+def test_list_datasets_names_the_builtins():
+    rows = list_datasets()
+    specs = [r["spec"] for r in rows]
+    assert "samples" in specs and "folder:PATH" in specs
+    assert all(r["summary"] for r in rows)
+    assert [r for r in rows if r["spec"] == "samples"][0]["n"] == len(D.SAMPLE_WINDOWS)
