@@ -1,0 +1,287 @@
+"""The `inpaintbench` command. Thin: it parses arguments and calls the library.
+
+Exit codes: 0 ok, 1 failure (a clear one-line error for anything the user can fix), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from inpaintbench.errors import InpaintBenchError
+
+app = typer.Typer(
+    name="inpaintbench",
+    help="Evaluate and compare image inpainting models: standard masks, paper-comparable metrics, statistics.\n\n"
+    "Start with `inpaintbench run` (classical models on the embedded sample images), then "
+    "`inpaintbench run --help`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return out
+
+
+def make_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=False,
+    )
+
+
+@app.command()
+def run(
+    model: Annotated[Optional[list[str]], typer.Option(
+        "--model", "-m", help="Model id(s), comma-separated or repeated. Default: every weights-free model "
+        "(telea, ns, biharmonic). See `inpaintbench models`.")] = None,
+    data: Annotated[str, typer.Option("--data", "--dataset", "-d",
+                                      help="`samples` (embedded) or `folder:PATH`.")] = "samples",
+    masks: Annotated[str, typer.Option(help="Mask set: a standard name (see `inpaintbench masks list`) "
+                                            "or a folder made by `masks build`/`masks import`.")] = "mat-large-256",
+    resolution: Annotated[int, typer.Option(help="Evaluation resolution (square): 256 or 512.")] = 256,
+    resize_policy: Annotated[str, typer.Option(help="How images of another size are brought to the "
+                                                    "resolution: center-crop, pad, resize or short-side.")] = "center-crop",
+    alpha: Annotated[str, typer.Option(help="RGBA inputs: refuse, or composite-white.")] = "refuse",
+    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint for `--model mat` (pkl, pth or "
+                                                         "safetensors).")] = None,
+    truncation_psi: Annotated[Optional[float], typer.Option(help="MAT truncation psi.")] = None,
+    noise_mode: Annotated[Optional[str], typer.Option(help="MAT noise mode: const, random or none.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="Model precision: fp32 (default), bf16 or fp16 "
+                                                          "(GPU autocast). Metrics always run in fp32.")] = None,
+    metrics: Annotated[Optional[list[str]], typer.Option(help="Metrics to compute (default: all).")] = None,
+    require_metrics: Annotated[Optional[str], typer.Option(
+        help="Comma-separated metrics that must be available (e.g. lpips,fid); otherwise fail.")] = None,
+    feature_extractor: Annotated[str, typer.Option(help="inception-tf (torch-fidelity) or "
+                                                        "inception-stylegan2 (MAT-exact).")] = "inception-tf",
+    lpips_net: Annotated[str, typer.Option(help="LPIPS trunk: alex (MAT) or vgg (LaMa).")] = "alex",
+    seed: Annotated[int, typer.Option(help="Seed for everything random (model z, bootstrap).")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N samples (marked not "
+                                                             "comparable).")] = None,
+    save_images: Annotated[bool, typer.Option(help="Write predictions, masked inputs and masks as PNG.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Output root; each model writes OUT/<model>. Default: "
+                                                     "results/runs/<dataset>__<masks>__r<res>/.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run with a different config.")] = False,
+    weights_dir: Annotated[Optional[Path], typer.Option(help="Where weight files live "
+                                                             "(default $INPAINTBENCH_HOME/weights).")] = None,
+    offline: Annotated[bool, typer.Option(help="Never touch the network; missing weights are reported.")] = False,
+    allow_unverified_weights: Annotated[bool, typer.Option(help="Accept weight files whose sha256 does not "
+                                                                "match (recorded as unverified).")] = False,
+) -> None:
+    """Evaluate model(s) on a dataset with a mask set; print a leaderboard; write results directories.
+
+    A killed run resumes when the same command is run again. Under `torchrun --nproc_per_node=K` the
+    data is sharded across processes and the results are identical to a single process.
+    """
+    from inpaintbench.runner import CLASSICAL_MODELS, DEFAULT_METRICS, RunConfig, default_out_dir, evaluate_model
+
+    models = _split(model) or list(CLASSICAL_MODELS)
+    model_kwargs: dict[str, Any] = {}
+    for key, value in (("weights", weights), ("truncation_psi", truncation_psi), ("noise_mode", noise_mode),
+                       ("precision", precision)):
+        if value is not None:
+            model_kwargs[key] = str(value) if isinstance(value, Path) else value
+    outcomes = []
+    with make_progress() as progress:
+        for name in models:
+            config = RunConfig(
+                model=name, model_kwargs=dict(model_kwargs), dataset=data, resolution=resolution,
+                resize_policy=resize_policy, alpha=alpha, masks=masks, seed=seed, batch_size=batch_size,
+                limit=limit, metrics=tuple(_split(metrics)) or DEFAULT_METRICS, feature_extractor=feature_extractor,
+                lpips_net=lpips_net, save_images=save_images, device=device,
+                weights_dir=str(weights_dir) if weights_dir else None, offline=offline or None,
+                allow_unverified=allow_unverified_weights, require_metrics=tuple(_split([require_metrics or ""])),
+            )
+            target = (out / default_out_dir(config).name) if out else default_out_dir(config)
+            outcome = evaluate_model(config, target, progress=progress, overwrite=overwrite, argv=sys.argv)
+            if outcome is not None:
+                outcomes.append(outcome)
+    if outcomes:
+        _report(outcomes)
+
+
+def _report(outcomes: list[Any]) -> None:
+    from inpaintbench.analysis.leaderboard import print_leaderboard
+
+    for outcome in outcomes:
+        status = outcome.manifest.get("metric_status", {})
+        for metric, state in status.items():
+            if state != "ok":
+                err_console.print(f"[yellow]{metric}: {state}[/yellow]")
+        if outcome.summary.get("n_failed"):
+            err_console.print(f"[red]{outcome.manifest['model']['name']}: {outcome.summary['n_failed']} "
+                              f"sample(s) failed; see {outcome.run_dir / 'per_image.parquet'}[/red]")
+    print_leaderboard([o.run_dir for o in outcomes], console=console)
+    roots = sorted({str(o.run_dir.parent) for o in outcomes})
+    console.print(f"Results: {', '.join(roots)}")
+
+
+@app.command()
+def score(
+    pred: Annotated[Path, typer.Option(help="Folder of predictions (any tool).")],
+    gt: Annotated[Path, typer.Option(help="Folder of ground-truth images.")],
+    masks: Annotated[Path, typer.Option(help="Folder of masks.")],
+    hole_value: Annotated[int, typer.Option(help="Mask file value that marks the hole: 0 (MAT) or 255 "
+                                                 "(LaMa, IOPaint). Required: polarity is never guessed.")],
+    name: Annotated[str, typer.Option(help="Name for this set of predictions in leaderboards.")] = "external",
+    out: Annotated[Optional[Path], typer.Option(help="Results directory (default results/runs/score/<name>).")] = None,
+    composite_known: Annotated[bool, typer.Option("--composite/--no-composite",
+                                                  help="Paste the ground truth's known pixels into the "
+                                                       "predictions before scoring.")] = False,
+    metrics: Annotated[Optional[list[str]], typer.Option(help="Metrics to compute (default: all).")] = None,
+    alpha: Annotated[str, typer.Option(help="RGBA inputs: refuse, or composite-white.")] = "refuse",
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    device: Annotated[str, typer.Option()] = "auto",
+    limit: Annotated[Optional[int], typer.Option(min=1)] = None,
+    weights_dir: Annotated[Optional[Path], typer.Option()] = None,
+    offline: Annotated[bool, typer.Option()] = False,
+    overwrite: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Score predictions made by any tool: files are paired by relative path, never by sort order."""
+    from inpaintbench.runner import DEFAULT_METRICS, RunConfig
+    from inpaintbench.scoring import score_folders
+
+    if hole_value not in (0, 255):
+        raise typer.BadParameter("must be 0 or 255", param_hint="--hole-value")
+    config = RunConfig(model=name, metrics=tuple(_split(metrics)) or DEFAULT_METRICS, batch_size=batch_size,
+                       device=device, limit=limit, weights_dir=str(weights_dir) if weights_dir else None,
+                       offline=offline or None)
+    target = out or Path("results/runs/score") / name
+    with make_progress() as progress:
+        outcome = score_folders(pred, gt, masks, hole_value, target, config=config,
+                                composite_known=composite_known, alpha=alpha, progress=progress,
+                                overwrite=overwrite, argv=sys.argv)
+    if outcome is not None:
+        _report([outcome])
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the registered models and whether their weights are available."""
+    from inpaintbench.models.base import get_model_spec, list_models
+
+    table = Table(title="models")
+    for col in ("id", "summary", "weights", "status"):
+        table.add_column(col)
+    for name in list_models():
+        spec = get_model_spec(name)
+        table.add_row(name, spec.summary, ", ".join(spec.needs_weights) or "-", _weights_status(spec.needs_weights))
+    console.print(table)
+
+
+def _weights_status(ids: tuple[str, ...]) -> str:
+    if not ids:
+        return "ready"
+    try:
+        from inpaintbench.weights import resolve_weights
+    except ImportError:
+        return "unknown"
+    missing = []
+    for wid in ids:
+        try:
+            resolve_weights(wid, offline=True)
+        except InpaintBenchError:
+            missing.append(wid)
+    return "ready" if not missing else f"missing weights: {', '.join(missing)} (inpaintbench weights where)"
+
+
+@app.command("datasets")
+def datasets_cmd() -> None:
+    """List the built-in datasets and how to use your own folder."""
+    from inpaintbench.datasets import list_datasets
+
+    table = Table(title="datasets")
+    rows = list_datasets()
+    cols = list(rows[0]) if rows else ["name"]
+    for col in cols:
+        table.add_column(str(col))
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in cols))
+    console.print(table)
+    console.print("Your own images: --data folder:PATH (recursive; ids are relative paths without extension).")
+
+
+@app.command("env")
+def env_cmd() -> None:
+    """Versions, device and cache paths (paste this into bug reports)."""
+    from inpaintbench.env_info import device_description, home_dir, package_versions, resolve_device
+
+    table = Table(title="inpaintbench environment", show_header=False)
+    for key, value in package_versions().items():
+        table.add_row(key, str(value))
+    for key, value in device_description(resolve_device("auto")).items():
+        table.add_row(key, str(value))
+    table.add_row("INPAINTBENCH_HOME", str(home_dir()))
+    table.add_row("weights cache", str(home_dir() / "weights"))
+    table.add_row("masks cache", str(home_dir() / "masks"))
+    console.print(table)
+
+
+def _register_subcommands() -> None:
+    """Commands that live next to their library code (masks, weights, analysis, training)."""
+    import importlib
+
+    for module in ("inpaintbench.masks.cli", "inpaintbench.cli_weights", "inpaintbench.analysis.cli",
+                   "inpaintbench.train.cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(app)
+
+
+_register_subcommands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: user errors become one line on stderr and exit code 1."""
+    warnings.simplefilter("default")
+    try:
+        app(args=argv, standalone_mode=False)
+    except InpaintBenchError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        if exc.fix:
+            err_console.print(f"[bold]fix:[/bold] {exc.fix}", highlight=False)
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return 1
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

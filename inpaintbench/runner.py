@@ -1,0 +1,498 @@
+"""The evaluation harness: dataset x mask set x model -> composite -> uint8 -> metrics -> run dir.
+
+One pass over the data. Each batch is read once, inpainted once, composited (the harness, not the
+model, puts the known pixels back), quantised to uint8 exactly as a saved PNG would be, and scored
+by one :class:`~inpaintbench.metrics.suite.MetricSuite` call. Finished batches are written as
+chunks, so a killed run restarted with the same command recomputes nothing already written and ends
+with identical results. Under ``torchrun`` each rank takes every K-th batch and rank 0 gathers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from inpaintbench import distributed
+from inpaintbench.env_info import device_description, package_versions, resolve_device
+from inpaintbench.errors import InputError
+from inpaintbench.masks.bins import hole_ratio_bin
+from inpaintbench.results import (
+    FEATURES,
+    IMAGES,
+    MANIFEST,
+    PER_IMAGE,
+    RUN_SCHEMA,
+    SCHEMA_VERSION,
+    SUMMARY,
+    PartialStore,
+    atomic_write_json,
+    atomic_write_npy,
+    atomic_write_parquet,
+    read_json,
+    rows_frame,
+    sanitize_sample_id,
+)
+from inpaintbench.summary import summarize
+
+PIXEL_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole")
+DEEP_METRICS = ("lpips", "fid", "kid", "p_ids", "u_ids")
+DEFAULT_METRICS = PIXEL_METRICS + DEEP_METRICS
+CLASSICAL_MODELS = ("telea", "ns", "biharmonic")
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run's numbers (and so whether a directory can be resumed)."""
+
+    model: str = "telea"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "samples"
+    resolution: int = 256
+    resize_policy: str = "center-crop"
+    alpha: str = "refuse"
+    masks: str = "mat-large-256"
+    seed: int = 0
+    batch_size: int = 8
+    limit: int | None = None
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    feature_extractor: str = "inception-tf"
+    lpips_net: str = "alex"
+    save_images: bool = False
+    # Where things run and where weights come from: recorded, but not part of the resume key.
+    device: str = "auto"
+    weights_dir: str | None = None
+    offline: bool | None = None
+    allow_unverified: bool = False
+    require_metrics: tuple[str, ...] = ()
+
+    def resume_key(self) -> dict[str, Any]:
+        """The fields a resumed run must share with the interrupted one."""
+        skip = {"device", "weights_dir", "offline", "allow_unverified", "require_metrics"}
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+@dataclass(frozen=True)
+class Sample:
+    index: int
+    image_index: int
+    mask_index: int
+    image_id: str
+    mask_id: str
+
+    @property
+    def sample_id(self) -> str:
+        return f"{self.image_id}|{self.mask_id}"
+
+
+@dataclass
+class BatchResult:
+    """What a batch producer hands to the scoring loop."""
+
+    gt: np.ndarray  # uint8 [B,H,W,3]
+    holes: np.ndarray  # bool [B,H,W]
+    pred: np.ndarray  # uint8 [B,H,W,3], composited and quantised
+    errors: list[str | None]  # per sample: None = ok
+    seconds: float
+    masked_input: np.ndarray | None = None
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    manifest: dict[str, Any]
+    summary: dict[str, Any]
+    rows: pd.DataFrame
+    resumed_batches: int = 0
+    computed_batches: int = 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def quantize(pred01: np.ndarray) -> np.ndarray:
+    """Float [0,1] -> uint8 by round-half-to-even and clamp, as writing a PNG would."""
+    return np.clip(np.rint(np.asarray(pred01, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def composite(pred_u8: np.ndarray, gt_u8: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """Known pixels from the ground truth, hole pixels from the prediction (uint8 in, uint8 out)."""
+    return np.where(holes[..., None], pred_u8, gt_u8)
+
+
+def masked_input(gt_u8: np.ndarray, holes: np.ndarray, fill: int = 255) -> np.ndarray:
+    """What the model was shown: the known pixels, holes painted white."""
+    return np.where(holes[..., None], np.uint8(fill), gt_u8)
+
+
+def pad_to_multiple(images: np.ndarray, holes: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reflect-pad bottom/right to a multiple; the padded border counts as known (mirrored) pixels."""
+    if multiple <= 1:
+        return images, holes
+    h, w = images.shape[1:3]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return images, holes
+    images = np.pad(images, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+    holes = np.pad(holes, ((0, 0), (0, ph), (0, pw)), mode="constant", constant_values=False)
+    return images, holes
+
+
+def plan_samples(image_ids: Sequence[str], mask_ids: Sequence[str], limit: int | None) -> list[Sample]:
+    """Pair image i with mask i (masks cycle when there are fewer masks than images)."""
+    if not mask_ids:
+        raise InputError("the mask set is empty", "build it with `inpaintbench masks build NAME`")
+    n = len(image_ids) if limit is None else min(limit, len(image_ids))
+    return [Sample(i, i, i % len(mask_ids), image_ids[i], mask_ids[i % len(mask_ids)]) for i in range(n)]
+
+
+def batches_of(samples: Sequence[Sample], batch_size: int) -> list[list[Sample]]:
+    return [list(samples[i : i + batch_size]) for i in range(0, len(samples), batch_size)]
+
+
+def _config_hash(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def default_out_dir(config: RunConfig, root: str | Path = "results/runs") -> Path:
+    """``results/runs/<dataset>__<masks>__r<res>/<model>``: stable, so rerunning resumes."""
+    ds = sanitize_sample_id(config.dataset.replace("folder:", ""))[-40:]
+    ms = sanitize_sample_id(config.masks)[-40:]
+    model = sanitize_sample_id(config.model + ("" if not config.model_kwargs.get("weights")
+                                               else "-" + Path(str(config.model_kwargs["weights"])).stem))
+    suffix = f"-limit{config.limit}" if config.limit else ""
+    return Path(root) / f"{ds}__{ms}__r{config.resolution}{suffix}" / model
+
+
+# --------------------------------------------------------------------------------------------------
+# Sources of predictions
+
+
+def model_batches(model: Any, dataset: Any, masks: Any, batches: list[list[Sample]],
+                  todo: set[int]) -> Iterator[tuple[int, BatchResult]]:
+    """Inpaint each batch with ``model``; bad outputs mark rows failed instead of stopping the run."""
+    for b, batch in enumerate(batches):
+        if b not in todo:
+            continue
+        gt = np.stack([dataset[s.image_index][1] for s in batch])
+        holes = np.stack([masks.get(s.mask_index) for s in batch])
+        if holes.shape[1:] != gt.shape[1:3]:
+            raise InputError(
+                f"mask set {masks.describe().get('name')} is {holes.shape[2]}x{holes.shape[1]} but images are "
+                f"{gt.shape[2]}x{gt.shape[1]}",
+                "use a mask set of the evaluation resolution (e.g. mat-large-256 with --resolution 256)",
+            )
+        errors: list[str | None] = [_mask_problem(h) for h in holes]
+        shown = masked_input(gt, holes)
+        padded, padded_holes = pad_to_multiple(shown, holes, int(getattr(model, "pad_multiple", 1) or 1))
+        t0 = time.perf_counter()
+        try:
+            raw = model.inpaint(padded, padded_holes, ids=[s.sample_id for s in batch])
+            raw = np.asarray(raw)
+        except Exception as exc:  # a model failure fails its rows, not the run
+            raw = None
+            errors = [e or f"model raised {type(exc).__name__}: {exc}" for e in errors]
+        seconds = time.perf_counter() - t0
+        pred = np.zeros_like(gt)
+        if raw is not None:
+            if raw.shape != padded.shape:
+                errors = [e or f"model output has shape {raw.shape}, expected {padded.shape}" for e in errors]
+            else:
+                raw = raw[:, : gt.shape[1], : gt.shape[2]]
+                for i in range(len(batch)):
+                    if not np.isfinite(raw[i]).all():
+                        errors[i] = errors[i] or "model output contains NaN or Inf"
+                    elif errors[i] is None:
+                        pred[i] = composite(quantize(raw[i]), gt[i], holes[i])
+        yield b, BatchResult(gt, holes, pred, errors, seconds, masked_input=shown)
+
+
+def _mask_problem(hole: np.ndarray) -> str | None:
+    if not hole.any():
+        return "mask has no hole (nothing to inpaint)"
+    if hole.all():
+        return "mask is all hole (nothing known to inpaint from)"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# The scoring loop shared by `run` and `score`
+
+
+class Evaluation:
+    """Scores batches from any producer into a resumable run directory."""
+
+    def __init__(self, run_dir: Path, config_key: dict[str, Any], manifest: dict[str, Any],
+                 samples: list[Sample], batches: list[list[Sample]], suite: Any, metric_names: list[str],
+                 ctx: distributed.DistContext, save_images: bool, overwrite: bool = False):
+        self.run_dir = Path(run_dir)
+        self.config_key = config_key
+        self.manifest = manifest
+        self.samples = samples
+        self.batches = batches
+        self.suite = suite
+        self.metric_names = metric_names
+        self.ctx = ctx
+        self.save_images = save_images
+        self.partial = PartialStore(self.run_dir)
+        self._prepare(overwrite)
+
+    def _prepare(self, overwrite: bool) -> None:
+        """Refuse to mix configs in one directory; otherwise create it or resume it."""
+        manifest_path = self.run_dir / MANIFEST
+        if manifest_path.exists():
+            old = read_json(manifest_path)
+            if old.get("resume_key") != self.config_key:
+                if not overwrite:
+                    changed = sorted(k for k in set(old.get("resume_key", {})) | set(self.config_key)
+                                     if old.get("resume_key", {}).get(k) != self.config_key.get(k))
+                    raise InputError(
+                        f"{self.run_dir} holds a run with a different configuration (differs in: "
+                        f"{', '.join(changed) or 'schema'})",
+                        "pass another --out, or --overwrite to replace it",
+                    )
+                if self.ctx.is_main:
+                    shutil.rmtree(self.run_dir)
+        distributed.barrier(self.ctx)
+        if self.ctx.is_main and not manifest_path.exists():
+            atomic_write_json(manifest_path, self.manifest)
+        distributed.barrier(self.ctx)
+
+    @property
+    def finished(self) -> bool:
+        return (self.run_dir / SUMMARY).exists() and (self.run_dir / PER_IMAGE).exists()
+
+    def my_batches(self) -> set[int]:
+        return {b for b in range(len(self.batches)) if b % self.ctx.world_size == self.ctx.rank}
+
+    def todo(self) -> set[int]:
+        return self.my_batches() - self.partial.done_batches()
+
+    def consume(self, produced: Iterator[tuple[int, BatchResult]], on_batch: Callable[[int], None]) -> int:
+        count = 0
+        for b, result in produced:
+            self._score_batch(b, result)
+            on_batch(len(self.batches[b]))
+            count += 1
+        return count
+
+    def _score_batch(self, b: int, result: BatchResult) -> None:
+        batch = self.batches[b]
+        ok = np.array([e is None for e in result.errors])
+        per_image: dict[str, np.ndarray] = {}
+        features: dict[str, np.ndarray] = {}
+        if ok.any():
+            out = self.suite.update(result.pred[ok], result.gt[ok], result.holes[ok],
+                                    ids=[s.image_id for s, good in zip(batch, ok) if good])
+            per_image, features = out.per_image, out.features
+        rows = []
+        k = 0
+        for i, s in enumerate(batch):
+            ratio = float(result.holes[i].mean())
+            row: dict[str, Any] = {
+                "sample_id": s.sample_id, "image_id": s.image_id, "mask_id": s.mask_id,
+                "hole_ratio": ratio, "bin": hole_ratio_bin(ratio),
+                "status": "ok" if ok[i] else "failed", "error": result.errors[i],
+                "seconds": result.seconds / len(batch),
+            }
+            if ok[i]:
+                for name, values in per_image.items():
+                    row[name] = float(values[k])
+                k += 1
+            rows.append(row)
+        if self.save_images:
+            self._save_images(batch, result, ok)
+        self.partial.write(b, rows_frame(rows, self.metric_names), features)
+
+    def _save_images(self, batch: list[Sample], result: BatchResult, ok: np.ndarray) -> None:
+        from inpaintbench.images import write_png
+
+        folder = self.run_dir / IMAGES
+        for i, s in enumerate(batch):
+            stem = sanitize_sample_id(s.sample_id)
+            if ok[i]:
+                write_png(folder / f"{stem}_pred.png", result.pred[i])
+            if result.masked_input is not None:
+                write_png(folder / f"{stem}_input.png", result.masked_input[i])
+            write_png(folder / f"{stem}_mask.png", np.where(result.holes[i], 255, 0).astype(np.uint8))
+
+    def finalize(self, timings: dict[str, float]) -> RunOutcome | None:
+        """Gather every rank's chunks on rank 0, compute set metrics and write the final files."""
+        local = {b: self.partial.read(b) for b in sorted(self.my_batches())}
+        gathered = distributed.gather_to_main(local, self.ctx)
+        if not self.ctx.is_main:
+            distributed.barrier(self.ctx)
+            return None
+        chunks: dict[int, tuple[pd.DataFrame, dict[str, np.ndarray]]] = {}
+        for part in gathered or []:
+            chunks.update(part)
+        missing = [b for b in range(len(self.batches)) if b not in chunks]
+        if missing:
+            raise RuntimeError(f"batches {missing[:5]} were never scored")
+        order = sorted(chunks)
+        rows = pd.concat([chunks[b][0] for b in order], ignore_index=True)
+        feats = {kind: np.concatenate([chunks[b][1][kind] for b in order if kind in chunks[b][1]])
+                 for kind in ("fake", "real") if any(kind in chunks[b][1] for b in order)}
+        ok_ids = rows.loc[rows["status"] == "ok", "image_id"].tolist()
+        set_metrics = self.suite.compute_from_features(feats.get("fake"), feats.get("real"), ok_ids)
+        set_metrics = {k: _as_dict(v) for k, v in set_metrics.items()}
+        summary = summarize(rows, self.metric_names, set_metrics, seed=int(self.manifest.get("seed", 0)))
+        for kind, array in feats.items():
+            atomic_write_npy(self.run_dir / FEATURES / f"{kind}.npy", array)
+        atomic_write_parquet(self.run_dir / PER_IMAGE, rows)
+        atomic_write_json(self.run_dir / SUMMARY, summary)
+        self.manifest["finished"] = _now()
+        self.manifest["timings"] = timings
+        self.manifest["metric_status"] = dict(getattr(self.suite, "status", {}))
+        atomic_write_json(self.run_dir / MANIFEST, self.manifest)
+        self.partial.clear()
+        distributed.barrier(self.ctx)
+        return RunOutcome(self.run_dir, self.manifest, summary, rows)
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    from dataclasses import asdict as _asdict, is_dataclass
+
+    if is_dataclass(value):
+        return _asdict(value)
+    return dict(vars(value))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_suite(config: RunConfig, device: str) -> Any:
+    from inpaintbench.metrics.suite import MetricSuite
+
+    return MetricSuite(
+        metrics=tuple(config.metrics), device=device, feature_extractor=config.feature_extractor,
+        lpips_net=config.lpips_net, weights_dir=config.weights_dir, offline=config.offline,
+        allow_unverified=config.allow_unverified, require=tuple(config.require_metrics), seed=config.seed,
+    )
+
+
+def base_manifest(config_key: dict[str, Any], device: str, ctx: distributed.DistContext,
+                  argv: Sequence[str] | None) -> dict[str, Any]:
+    return {
+        "schema": RUN_SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "command": list(argv if argv is not None else sys.argv),
+        "created": _now(),
+        "finished": None,
+        "resume_key": config_key,
+        "config": config_key,
+        "seed": config_key.get("seed", 0),
+        "device": device,
+        "device_info": device_description(device),
+        "world_size": ctx.world_size,
+        "versions": package_versions(),
+        "conventions": {
+            "hole_polarity": "bool True = hole inside inpaintbench",
+            "pairing": "image i <-> mask (i mod n_masks)",
+            "composite": "harness composites known pixels back before scoring",
+            "quantisation": "round half to even, clamp to [0,255], once, before scoring",
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, model: Any | None = None,
+                   dataset: Any | None = None, masks: Any | None = None, suite: Any | None = None,
+                   progress: Any | None = None, overwrite: bool = False,
+                   argv: Sequence[str] | None = None) -> RunOutcome | None:
+    """Evaluate one model; returns the outcome on rank 0 (None on other ranks)."""
+    from inpaintbench.datasets import load_dataset
+    from inpaintbench.masks import resolve_mask_set
+    from inpaintbench.models.base import create_model
+
+    device = resolve_device(config.device)
+    ctx = distributed.init_from_env(device)
+    if ctx.active and device.startswith("cuda"):
+        device = f"cuda:{ctx.local_rank}"
+    t_start = time.perf_counter()
+    dataset = dataset or load_dataset(config.dataset, resolution=config.resolution,
+                                      resize_policy=config.resize_policy, alpha=config.alpha)
+    masks = masks or resolve_mask_set(config.masks)
+    samples = plan_samples(dataset.ids, masks.ids, config.limit)
+    batches = batches_of(samples, config.batch_size)
+    out_dir = Path(out_dir) if out_dir else default_out_dir(config)
+
+    key = config.resume_key()
+    manifest = base_manifest(key, device, ctx, argv)
+    manifest["dataset"] = {**dataset.describe(), "spec": config.dataset}
+    manifest["masks"] = {**masks.describe(), "spec": config.masks}
+    manifest["comparable"] = config.limit is None
+    manifest["n_samples"] = len(samples)
+    if config.limit is not None:
+        manifest["not_comparable_reason"] = f"--limit {config.limit}: only the first samples were evaluated"
+
+    evaluation_key = {**key, "dataset_digest": dataset.digest, "masks_digest": masks.digest}
+    if model is None:
+        model = create_model(config.model, **config.model_kwargs, device=device) \
+            if _accepts_device(config.model) else create_model(config.model, **config.model_kwargs)
+    manifest["model"] = {"name": config.model, **_describe(model)}
+    native = getattr(model, "native_resolution", None)
+    if native and native != config.resolution:
+        warnings.warn(f"model {config.model} was trained at {native}px but is evaluated at "
+                      f"{config.resolution}px", stacklevel=2)
+    suite = suite or build_suite(config, device)
+    manifest["metrics"] = _describe(suite)
+
+    evaluation = Evaluation(out_dir, evaluation_key, manifest, samples, batches, suite,
+                            list(config.metrics), ctx, config.save_images, overwrite)
+    if evaluation.finished:
+        from inpaintbench.results import load_run
+
+        m, rows, summary = load_run(out_dir)
+        return RunOutcome(out_dir, m, summary, rows) if ctx.is_main else None
+    todo = evaluation.todo()
+    resumed = len(evaluation.my_batches()) - len(todo)
+    on_batch = _progress_hook(progress, config.model, len(samples), sum(len(batches[b]) for b in range(len(batches))
+                                                                       if b in evaluation.my_batches() and b not in todo))
+    computed = evaluation.consume(model_batches(model, dataset, masks, batches, todo), on_batch)
+    outcome = evaluation.finalize({"seconds_total": time.perf_counter() - t_start})
+    if outcome is not None:
+        outcome.resumed_batches, outcome.computed_batches = resumed, computed
+    return outcome
+
+
+def _accepts_device(name: str) -> bool:
+    from inpaintbench.models.base import get_model_spec
+
+    import inspect
+
+    try:
+        params = inspect.signature(get_model_spec(name).factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return "device" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _describe(obj: Any) -> dict[str, Any]:
+    describe = getattr(obj, "describe", None)
+    return dict(describe()) if callable(describe) else {}
+
+
+def _progress_hook(progress: Any, label: str, total: int, already: int) -> Callable[[int], None]:
+    if progress is None:
+        return lambda n: None
+    task = progress.add_task(label, total=total, completed=already)
+    return lambda n: progress.advance(task, n)
