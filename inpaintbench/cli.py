@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -53,7 +53,7 @@ def make_progress() -> Progress:
 
 @app.command()
 def run(
-    model: Annotated[Optional[list[str]], typer.Option(
+    model: Annotated[list[str] | None, typer.Option(
         "--model", "-m", help="Model id(s), comma-separated or repeated. Default: every weights-free model "
         "(telea, ns, biharmonic). See `inpaintbench models`.")] = None,
     data: Annotated[str, typer.Option("--data", "--dataset", "-d",
@@ -61,17 +61,18 @@ def run(
     masks: Annotated[str, typer.Option(help="Mask set: a standard name (see `inpaintbench masks list`) "
                                             "or a folder made by `masks build`/`masks import`.")] = "mat-large-256",
     resolution: Annotated[int, typer.Option(help="Evaluation resolution (square): 256 or 512.")] = 256,
-    resize_policy: Annotated[str, typer.Option(help="How images of another size are brought to the "
-                                                    "resolution: center-crop, pad, resize or short-side.")] = "center-crop",
+    resize_policy: Annotated[str, typer.Option(
+        help="How images of another size are brought to the resolution: center-crop, pad, resize or "
+        "short-side.")] = "center-crop",
     alpha: Annotated[str, typer.Option(help="RGBA inputs: refuse, or composite-white.")] = "refuse",
-    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint for `--model mat` (pkl, pth or "
+    weights: Annotated[Path | None, typer.Option(help="Checkpoint for `--model mat` (pkl, pth or "
                                                          "safetensors).")] = None,
-    truncation_psi: Annotated[Optional[float], typer.Option(help="MAT truncation psi.")] = None,
-    noise_mode: Annotated[Optional[str], typer.Option(help="MAT noise mode: const, random or none.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="Model precision: fp32 (default), bf16 or fp16 "
+    truncation_psi: Annotated[float | None, typer.Option(help="MAT truncation psi.")] = None,
+    noise_mode: Annotated[str | None, typer.Option(help="MAT noise mode: const, random or none.")] = None,
+    precision: Annotated[str | None, typer.Option(help="Model precision: fp32 (default), bf16 or fp16 "
                                                           "(GPU autocast). Metrics always run in fp32.")] = None,
-    metrics: Annotated[Optional[list[str]], typer.Option(help="Metrics to compute (default: all).")] = None,
-    require_metrics: Annotated[Optional[str], typer.Option(
+    metrics: Annotated[list[str] | None, typer.Option(help="Metrics to compute (default: all).")] = None,
+    require_metrics: Annotated[str | None, typer.Option(
         help="Comma-separated metrics that must be available (e.g. lpips,fid); otherwise fail.")] = None,
     feature_extractor: Annotated[str, typer.Option(help="inception-tf (torch-fidelity) or "
                                                         "inception-stylegan2 (MAT-exact).")] = "inception-tf",
@@ -79,13 +80,13 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed for everything random (model z, bootstrap).")] = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N samples (marked not "
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N samples (marked not "
                                                              "comparable).")] = None,
     save_images: Annotated[bool, typer.Option(help="Write predictions, masked inputs and masks as PNG.")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Output root; each model writes OUT/<model>. Default: "
+    out: Annotated[Path | None, typer.Option(help="Output root; each model writes OUT/<model>. Default: "
                                                      "results/runs/<dataset>__<masks>__r<res>/.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run with a different config.")] = False,
-    weights_dir: Annotated[Optional[Path], typer.Option(help="Where weight files live "
+    weights_dir: Annotated[Path | None, typer.Option(help="Where weight files live "
                                                              "(default $INPAINTBENCH_HOME/weights).")] = None,
     offline: Annotated[bool, typer.Option(help="Never touch the network; missing weights are reported.")] = False,
     allow_unverified_weights: Annotated[bool, typer.Option(help="Accept weight files whose sha256 does not "
@@ -126,14 +127,18 @@ def run(
 def _report(outcomes: list[Any]) -> None:
     from inpaintbench.analysis.leaderboard import print_leaderboard
 
+    reasons: dict[str, list[str]] = {}
     for outcome in outcomes:
-        status = outcome.manifest.get("metric_status", {})
-        for metric, state in status.items():
+        for metric, state in outcome.manifest.get("metric_status", {}).items():
             if state != "ok":
-                err_console.print(f"[yellow]{metric}: {state}[/yellow]")
+                reasons.setdefault(state, [])
+                if metric not in reasons[state]:
+                    reasons[state].append(metric)
         if outcome.summary.get("n_failed"):
             err_console.print(f"[red]{outcome.manifest['model']['name']}: {outcome.summary['n_failed']} "
                               f"sample(s) failed; see {outcome.run_dir / 'per_image.parquet'}[/red]")
+    for state, names in reasons.items():
+        err_console.print(f"[yellow]{', '.join(names)} {state}[/yellow]", highlight=False)
     print_leaderboard([o.run_dir for o in outcomes], console=console)
     roots = sorted({str(o.run_dir.parent) for o in outcomes})
     console.print(f"Results: {', '.join(roots)}")
@@ -147,16 +152,16 @@ def score(
     hole_value: Annotated[int, typer.Option(help="Mask file value that marks the hole: 0 (MAT) or 255 "
                                                  "(LaMa, IOPaint). Required: polarity is never guessed.")],
     name: Annotated[str, typer.Option(help="Name for this set of predictions in leaderboards.")] = "external",
-    out: Annotated[Optional[Path], typer.Option(help="Results directory (default results/runs/score/<name>).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results directory (default results/runs/score/<name>).")] = None,
     composite_known: Annotated[bool, typer.Option("--composite/--no-composite",
                                                   help="Paste the ground truth's known pixels into the "
                                                        "predictions before scoring.")] = False,
-    metrics: Annotated[Optional[list[str]], typer.Option(help="Metrics to compute (default: all).")] = None,
+    metrics: Annotated[list[str] | None, typer.Option(help="Metrics to compute (default: all).")] = None,
     alpha: Annotated[str, typer.Option(help="RGBA inputs: refuse, or composite-white.")] = "refuse",
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     device: Annotated[str, typer.Option()] = "auto",
-    limit: Annotated[Optional[int], typer.Option(min=1)] = None,
-    weights_dir: Annotated[Optional[Path], typer.Option()] = None,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    weights_dir: Annotated[Path | None, typer.Option()] = None,
     offline: Annotated[bool, typer.Option()] = False,
     overwrite: Annotated[bool, typer.Option()] = False,
 ) -> None:
@@ -259,27 +264,21 @@ _register_subcommands()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: user errors become one line on stderr and exit code 1."""
+    """Console-script entry point: user errors become one line on stderr and exit code 1.
+
+    Usage errors are reported by typer itself (exit code 2).
+    """
     warnings.simplefilter("default")
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
     except InpaintBenchError as exc:
         err_console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
         if exc.fix:
             err_console.print(f"[bold]fix:[/bold] {exc.fix}", highlight=False)
         return 1
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        err_console.print("aborted")
-        return 1
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     return 0
 
 

@@ -238,7 +238,8 @@ class Evaluation:
                  samples: list[Sample], batches: list[list[Sample]], suite: Any, metric_names: list[str],
                  ctx: distributed.DistContext, save_images: bool, overwrite: bool = False):
         self.run_dir = Path(run_dir)
-        self.config_key = config_key
+        # Compare keys as they look after a JSON round trip (tuples become lists, etc.).
+        self.config_key = json.loads(json.dumps(config_key, default=str))
         self.manifest = manifest
         self.samples = samples
         self.batches = batches
@@ -295,7 +296,7 @@ class Evaluation:
         features: dict[str, np.ndarray] = {}
         if ok.any():
             out = self.suite.update(result.pred[ok], result.gt[ok], result.holes[ok],
-                                    ids=[s.image_id for s, good in zip(batch, ok) if good])
+                                    ids=[s.image_id for s, good in zip(batch, ok, strict=True) if good])
             per_image, features = out.per_image, out.features
         rows = []
         k = 0
@@ -348,14 +349,20 @@ class Evaluation:
         ok_ids = rows.loc[rows["status"] == "ok", "image_id"].tolist()
         set_metrics = self.suite.compute_from_features(feats.get("fake"), feats.get("real"), ok_ids)
         set_metrics = {k: _as_dict(v) for k, v in set_metrics.items()}
-        summary = summarize(rows, self.metric_names, set_metrics, seed=int(self.manifest.get("seed", 0)))
+        status = dict(getattr(self.suite, "status", {}))
+        unavailable = {m: status[m] for m in self.metric_names if status.get(m, "ok") != "ok"}
+        # An unavailable per-image metric gets no column at all rather than a column of NaN.
+        rows = rows.drop(columns=[m for m in unavailable if m in rows.columns])
+        scored = [m for m in self.metric_names if m not in unavailable]
+        summary = summarize(rows, scored, set_metrics, seed=int(self.manifest.get("seed", 0)))
+        summary["unavailable"] = unavailable
         for kind, array in feats.items():
             atomic_write_npy(self.run_dir / FEATURES / f"{kind}.npy", array)
         atomic_write_parquet(self.run_dir / PER_IMAGE, rows)
         atomic_write_json(self.run_dir / SUMMARY, summary)
         self.manifest["finished"] = _now()
         self.manifest["timings"] = timings
-        self.manifest["metric_status"] = dict(getattr(self.suite, "status", {}))
+        self.manifest["metric_status"] = status
         atomic_write_json(self.run_dir / MANIFEST, self.manifest)
         self.partial.clear()
         distributed.barrier(self.ctx)
@@ -365,7 +372,8 @@ class Evaluation:
 def _as_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
-    from dataclasses import asdict as _asdict, is_dataclass
+    from dataclasses import asdict as _asdict
+    from dataclasses import is_dataclass
 
     if is_dataclass(value):
         return _asdict(value)
@@ -391,6 +399,7 @@ def base_manifest(config_key: dict[str, Any], device: str, ctx: distributed.Dist
     return {
         "schema": RUN_SCHEMA,
         "schema_version": SCHEMA_VERSION,
+        "run_id": f"{config_key.get('model', 'external')}-{_config_hash(config_key)}",
         "command": list(argv if argv is not None else sys.argv),
         "created": _now(),
         "finished": None,
@@ -435,7 +444,7 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     batches = batches_of(samples, config.batch_size)
     out_dir = Path(out_dir) if out_dir else default_out_dir(config)
 
-    key = config.resume_key()
+    key = {**config.resume_key(), "dataset_digest": dataset.digest, "masks_digest": masks.digest}
     manifest = base_manifest(key, device, ctx, argv)
     manifest["dataset"] = {**dataset.describe(), "spec": config.dataset}
     manifest["masks"] = {**masks.describe(), "spec": config.masks}
@@ -444,7 +453,6 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     if config.limit is not None:
         manifest["not_comparable_reason"] = f"--limit {config.limit}: only the first samples were evaluated"
 
-    evaluation_key = {**key, "dataset_digest": dataset.digest, "masks_digest": masks.digest}
     if model is None:
         model = create_model(config.model, **config.model_kwargs, device=device) \
             if _accepts_device(config.model) else create_model(config.model, **config.model_kwargs)
@@ -456,7 +464,7 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     suite = suite or build_suite(config, device)
     manifest["metrics"] = _describe(suite)
 
-    evaluation = Evaluation(out_dir, evaluation_key, manifest, samples, batches, suite,
+    evaluation = Evaluation(out_dir, key, manifest, samples, batches, suite,
                             list(config.metrics), ctx, config.save_images, overwrite)
     if evaluation.finished:
         from inpaintbench.results import load_run
@@ -465,8 +473,10 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
         return RunOutcome(out_dir, m, summary, rows) if ctx.is_main else None
     todo = evaluation.todo()
     resumed = len(evaluation.my_batches()) - len(todo)
-    on_batch = _progress_hook(progress, config.model, len(samples), sum(len(batches[b]) for b in range(len(batches))
-                                                                       if b in evaluation.my_batches() and b not in todo))
+    mine = evaluation.my_batches()
+    on_batch = _progress_hook(progress if ctx.is_main else None, config.model,
+                              total=sum(len(batches[b]) for b in mine),
+                              already=sum(len(batches[b]) for b in mine - todo))
     computed = evaluation.consume(model_batches(model, dataset, masks, batches, todo), on_batch)
     outcome = evaluation.finalize({"seconds_total": time.perf_counter() - t_start})
     if outcome is not None:
@@ -475,9 +485,9 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
 
 
 def _accepts_device(name: str) -> bool:
-    from inpaintbench.models.base import get_model_spec
-
     import inspect
+
+    from inpaintbench.models.base import get_model_spec
 
     try:
         params = inspect.signature(get_model_spec(name).factory).parameters

@@ -24,7 +24,7 @@ def metric_stats(values: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
     if finite.size == 0:
         out.update(mean=None, ci_low=None, ci_high=None)
         return out
-    mean, lo, hi = bootstrap_mean_ci(finite, n_boot=n_boot, alpha=0.05, seed=seed)[:3]
+    mean, lo, hi = bootstrap_mean_ci(finite, n_boot=n_boot, alpha=0.05, seed=seed)
     out.update(mean=float(mean), ci_low=float(lo), ci_high=float(hi))
     return out
 

@@ -53,7 +53,7 @@ def test_pad_to_multiple_reflects_and_marks_pad_known():
     assert padded.shape == (2, 8, 8, 3) and padded_holes.shape == (2, 8, 8)
     assert np.array_equal(padded[:, :5, :6], images)
     assert not padded_holes[:, 5:, :].any() and not padded_holes[:, :, 6:].any()
-    assert np.array_equal(padded[:, 5], images[:, 3])  # reflect, not edge
+    assert np.array_equal(padded[:, 5, :6], images[:, 3])  # reflect, not edge
 
 
 def test_plan_pairs_image_i_with_mask_i_and_cycles():
