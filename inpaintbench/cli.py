@@ -33,7 +33,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Tables are wide: when output goes to a file or CI log (no terminal), don't squeeze them into 80 columns.
+console = Console() if Console().is_terminal else Console(width=200)
 err_console = Console(stderr=True)
 
 
@@ -139,7 +140,7 @@ def _report(outcomes: list[Any]) -> None:
                               f"sample(s) failed; see {outcome.run_dir / 'per_image.parquet'}[/red]")
     for state, names in reasons.items():
         err_console.print(f"[yellow]{', '.join(names)} {state}[/yellow]", highlight=False)
-    print_leaderboard([o.run_dir for o in outcomes], console=console)
+    print_leaderboard([o.run_dir for o in outcomes], console=console, bins=True)
     roots = sorted({str(o.run_dir.parent) for o in outcomes})
     console.print(f"Results: {', '.join(roots)}")
 

@@ -45,6 +45,9 @@ PARTIAL = "partial"
 FEATURES = "features"
 IMAGES = "images"
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 ROW_COLUMNS = ("sample_id", "image_id", "mask_id", "hole_ratio", "bin", "status", "error", "seconds")
 
 
@@ -70,6 +73,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except OSError as exc:
         try:
