@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 # Tables are wide: when output goes to a file or CI log (no terminal), don't squeeze them into 80 columns.
 console = Console() if Console().is_terminal else Console(width=200)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True) if Console(stderr=True).is_terminal else Console(stderr=True, width=200)
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -127,11 +127,13 @@ def run(
 
 def _report(outcomes: list[Any]) -> None:
     from inpaintbench.analysis.leaderboard import print_leaderboard
+    from inpaintbench.metrics.info import METRICS
 
     reasons: dict[str, list[str]] = {}
     for outcome in outcomes:
         for metric, state in outcome.manifest.get("metric_status", {}).items():
-            if state != "ok":
+            # Set-level metrics (FID, KID, IDS) are explained in the leaderboard's notes.
+            if state != "ok" and (metric not in METRICS or METRICS[metric].per_image):
                 reasons.setdefault(state, [])
                 if metric not in reasons[state]:
                     reasons[state].append(metric)
