@@ -1,0 +1,1 @@
+"""Metrics: pixel (PSNR/SSIM/L1), LPIPS, Inception features, FID/KID/IDS and the MetricSuite."""
