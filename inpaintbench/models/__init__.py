@@ -37,6 +37,10 @@ def _register_builtin() -> None:
         from inpaintbench.models.mat import register as _register_mat
 
         _register_mat()
+    # Fine-tunes registered with `inpaintbench register-model` (persisted under $INPAINTBENCH_HOME).
+    from inpaintbench.train.registry import register_local_models
+
+    register_local_models()
 
 
 _register_builtin()

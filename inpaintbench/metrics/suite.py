@@ -1,0 +1,512 @@
+"""All metrics of an evaluation in one batched pass (torchmetrics-style ``update`` / ``compute``).
+
+Per-image metrics (PSNR, SSIM, L1, hole-only PSNR/L1, LPIPS) stream out of :meth:`MetricSuite.update`
+batch by batch; set-level metrics (FID, FID∞, KID, P-IDS, U-IDS) come from the Inception features
+accumulated over the run (:meth:`compute`, or :meth:`compute_from_features` on features the runner
+saved and gathered itself).
+
+One pass: each batch is converted to a uint8 tensor on the device once; the pixel metrics, every
+LPIPS net and the Inception extractor read that same tensor. Inception runs once on the fakes and
+once on the reals — not at all on the reals when their features are in the reference cache
+(:class:`~inpaintbench.metrics.feature_cache.FeatureCache`). Networks run in float32 with autocast
+off and statistics are float64, whatever precision the model used.
+
+Missing weights never crash an evaluation: pixel metrics are still computed, and each deep metric
+whose weights cannot be resolved is reported as ``"unavailable: <reason> (fix: ...)"`` in
+:attr:`MetricSuite.status` and in :meth:`compute`. ``require=("lpips", "fid")`` turns that into a
+:class:`~inpaintbench.errors.WeightsError` at construction instead.
+
+Memory (D = 2048 feature dims, N images; figures for MAT's Places protocol, N = 36,500):
+
+* accumulated features, float32, kept for KID, IDS, the FID bootstrap and FID∞: N·D·4 bytes per
+  side = 299 MB for the fakes + 299 MB for the reals (with cached reals, the same 299 MB is loaded
+  from the cache instead);
+* FID: centred float64 moments from those arrays (row chunks), two D×D float64 covariances and the
+  eigendecomposition workspace: O(D²), about 100-150 MB, transient;
+* P-/U-IDS: the SVM stacks the 2N×D features in float64 (+ float32 for the torch backend): about
+  1.2-1.8 GB, transient (see :mod:`inpaintbench.metrics.ids`);
+* KID: subsets of 1000 rows, negligible.
+
+So about 0.6 GB resident during the pass and a peak of about 2.5 GB in :meth:`compute`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from inpaintbench.errors import InputError, UnknownNameError, WeightsError
+from inpaintbench.metrics.feature_cache import CachedFeatures, FeatureCache, reference_key
+from inpaintbench.metrics.inception import FEATURE_DIM, InceptionExtractor, create_extractor
+from inpaintbench.metrics.lpips import LPIPSMetric, as_uint8_tensor
+
+PIXEL_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole")
+LPIPS_METRICS = ("lpips", "lpips_vgg")
+SET_METRICS = ("fid", "fid_inf", "kid", "p_ids", "u_ids")
+KNOWN_METRICS = PIXEL_METRICS + LPIPS_METRICS + SET_METRICS
+DEFAULT_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole", "lpips", "fid", "kid", "p_ids", "u_ids")
+
+VARIANTS = {
+    "psnr": "psnr-rgb-u8: 20·log10(255/√MSE) per image on uint8 RGB (MAT)",
+    "ssim": "ssim-rgb-g11: 11×11 Gaussian σ=1.5, valid windows, RGB mean, 0..255 (MAT)",
+    "l1": "l1-rgb: mean |a-b| on [0,1], whole image (MAT)",
+    "psnr_hole": "psnr over hole pixels only",
+    "l1_hole": "l1 over hole pixels only",
+    "kid": "kid-poly3: (xᵀy/d+1)³ unbiased MMD², subsets (torch-fidelity/StyleGAN2-ADA)",
+    "p_ids": "p-ids: LinearSVC(dual=False) on [real, fake], paired decision values (CoModGAN/MAT)",
+    "u_ids": "u-ids: 1 - training accuracy of that SVM (CoModGAN/MAT)",
+}
+
+
+@dataclass
+class SetMetricResult:
+    """A set-level metric: value with an optional CI, the N it was computed on, and why not if not."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0
+    status: str = "ok"
+    reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SuiteUpdate:
+    """What one :meth:`MetricSuite.update` returns."""
+
+    per_image: dict[str, np.ndarray]
+    features: dict[str, np.ndarray]
+
+
+def _unavailable(e: Exception) -> str:
+    msg = getattr(e, "message", None) or str(e)
+    fix = getattr(e, "fix", None)
+    return f"unavailable: {msg}" + (f" (fix: {fix})" if fix else "")
+
+
+def gather_features(local: np.ndarray) -> np.ndarray:
+    """Concatenate every rank's rows (rank order) when torch.distributed is initialised; identity
+    otherwise. Ranks may hold different numbers of rows: they are padded for ``all_gather``."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return local
+    device = torch.device("cpu")
+    if dist.get_backend() == "nccl":
+        device = torch.device("cuda", torch.cuda.current_device())
+    t = torch.from_numpy(np.ascontiguousarray(local)).to(device)
+    n = torch.tensor([t.shape[0]], dtype=torch.int64, device=device)
+    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, n)
+    counts = [int(s.item()) for s in sizes]
+    padded = torch.zeros((max(counts), *t.shape[1:]), dtype=t.dtype, device=device)
+    padded[: t.shape[0]] = t
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded)
+    return np.concatenate([p[:c].cpu().numpy() for p, c in zip(parts, counts, strict=True)], axis=0)
+
+
+class MetricSuite:
+    """Every requested metric over a stream of (prediction, ground truth, hole) batches.
+
+    Args:
+        metrics: names from :data:`KNOWN_METRICS`. ``lpips`` uses ``lpips_net`` (alex = MAT);
+            ``lpips_vgg`` is always the VGG trunk (LaMa).
+        device: where the networks and pixel metrics run.
+        feature_extractor: ``inception-tf`` (torch-fidelity) or ``inception-stylegan2`` (MAT).
+        weights_dir, offline, allow_unverified: passed to :func:`inpaintbench.weights.resolve_weights`.
+        require: metrics whose unavailability is an error at construction.
+        seed: seeds the FID bootstrap, KID subsets and FID∞ subsampling.
+        reference_cache: real-image feature cache; with ``reference_ids`` (the ordered image ids of
+            the reference set) cached reals are loaded instead of extracted, and missing ones are
+            saved after :meth:`compute` once the whole set has been seen.
+        resolution_policy: how the images were brought to size (part of the cache key).
+        fid_n_boot: bootstrap resamples for the FID CI (0 = no CI); each costs two d×d
+            eigendecompositions (seconds at d = 2048 on a CPU).
+        ids_backend: ``None``/``"sklearn"`` (MAT's LinearSVC, exact) or ``"torch"`` (same problem,
+            faster at large N, runs on ``device``).
+    """
+
+    def __init__(
+        self,
+        metrics: Sequence[str] = DEFAULT_METRICS,
+        device: str | torch.device = "cpu",
+        feature_extractor: str = "inception-tf",
+        lpips_net: str = "alex",
+        weights_dir: str | os.PathLike[str] | None = None,
+        offline: bool | None = None,
+        allow_unverified: bool = False,
+        require: Sequence[str] = (),
+        seed: int = 0,
+        reference_cache: FeatureCache | None = None,
+        *,
+        reference_ids: Sequence[str] | None = None,
+        resolution_policy: str = "native",
+        fid_n_boot: int = 50,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        ids_backend: str | None = None,
+        max_batch: int = 32,
+    ):
+        self.metrics = tuple(dict.fromkeys(metrics))
+        for name in (*self.metrics, *require):
+            if name not in KNOWN_METRICS:
+                raise UnknownNameError("metric", name, list(KNOWN_METRICS))
+        for name in require:
+            if name not in self.metrics:
+                raise InputError(f"metric {name!r} is required but not selected",
+                                 f"add {name} to the metrics or drop it from the required ones")
+        self.device = torch.device(device)
+        self.feature_extractor_name = feature_extractor
+        self.lpips_net = lpips_net
+        self.seed = int(seed)
+        self.fid_n_boot = int(fid_n_boot)
+        self.kid_subsets = int(kid_subsets)
+        self.kid_subset_size = int(kid_subset_size)
+        self.ids_backend = ids_backend
+        self.reference_cache = reference_cache
+        self.resolution_policy = resolution_policy
+        self._status: dict[str, str] = {}
+        wkw = {"weights_dir": weights_dir, "offline": offline, "allow_unverified": allow_unverified}
+
+        for name in self.metrics:
+            if name in PIXEL_METRICS:
+                self._status[name] = "ok"
+
+        # LPIPS nets: one model per distinct trunk.
+        self._lpips: dict[str, LPIPSMetric] = {}
+        self._lpips_for: dict[str, str] = {}
+        for name in (m for m in self.metrics if m in LPIPS_METRICS):
+            net = lpips_net if name == "lpips" else "vgg"
+            self._lpips_for[name] = net
+            if net not in self._lpips:
+                try:
+                    self._lpips[net] = LPIPSMetric(net, self.device, max_batch=max_batch, **wkw)
+                except WeightsError as e:
+                    self._status[name] = _unavailable(e)
+                    continue
+            self._status[name] = "ok"
+
+        # Inception extractor, shared by every set-level metric.
+        self.extractor: InceptionExtractor | None = None
+        set_requested = [m for m in self.metrics if m in SET_METRICS]
+        if set_requested:
+            try:
+                self.extractor = create_extractor(feature_extractor, self.device, max_batch=max_batch, **wkw)
+                for name in set_requested:
+                    self._status[name] = "ok"
+            except WeightsError as e:
+                for name in set_requested:
+                    self._status[name] = _unavailable(e)
+
+        failed = [n for n in require if self._status.get(n, "ok") != "ok"]
+        if failed:
+            raise WeightsError(
+                f"required metric(s) {', '.join(failed)} unavailable: "
+                + "; ".join(f"{n}: {self._status[n][len('unavailable: '):]}" for n in failed),
+                "fetch or import the weights listed (`inpaintbench weights list`), or drop --require",
+            )
+
+        self._ref: CachedFeatures | None = None
+        self._ref_ids: list[str] | None = None
+        self._ref_key: str | None = None
+        if reference_ids is not None:
+            self.set_reference(reference_ids, resolution_policy)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+
+    def reset(self) -> None:
+        """Forget accumulated features (the constructed networks are kept)."""
+        self._fake: list[np.ndarray] = []
+        self._real: list[np.ndarray] = []
+        self._ids: list[str] = []
+        self._ids_known = True
+        self._feature_dim: int | None = None
+
+    @property
+    def status(self) -> dict[str, str]:
+        """``{metric: "ok" | "unavailable: <reason> (fix: ...)"}`` for every selected metric."""
+        return dict(self._status)
+
+    @property
+    def per_image_metrics(self) -> list[str]:
+        """The per-image columns :meth:`update` returns (available ones only)."""
+        return [m for m in self.metrics if m in PIXEL_METRICS + LPIPS_METRICS and self._status[m] == "ok"]
+
+    @property
+    def needs_features(self) -> bool:
+        return self.extractor is not None
+
+    @property
+    def reference_cached(self) -> bool:
+        return self._ref is not None
+
+    def set_reference(self, image_ids: Sequence[str], resolution_policy: str | None = None) -> bool:
+        """Declare the reference set (ordered image ids); returns True when its features are cached."""
+        if resolution_policy is not None:
+            self.resolution_policy = resolution_policy
+        self._ref_ids = [str(i) for i in image_ids]
+        self._ref = None
+        if self.reference_cache is None or self.extractor is None:
+            return False
+        self._ref_key = reference_key(self._ref_ids, self.extractor.name, self.extractor.weights.sha256,
+                                      self.resolution_policy, FEATURE_DIM)
+        self._ref = self.reference_cache.load(self._ref_key)
+        return self._ref is not None
+
+    # ------------------------------------------------------------------ streaming
+
+    def _inputs(self, pred: Any, gt: Any, holes: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p = as_uint8_tensor(pred, "pred")
+        g = as_uint8_tensor(gt, "gt")
+        h = torch.from_numpy(np.ascontiguousarray(holes)) if isinstance(holes, np.ndarray) else holes
+        if not isinstance(h, torch.Tensor) or h.dtype != torch.bool:
+            raise InputError("holes must be a bool array [B,H,W] (True = hole)",
+                             "convert masks at the edge with the right polarity; never pass 0/255 images")
+        if p.shape != g.shape or tuple(h.shape) != tuple(p.shape[:3]):
+            raise InputError(f"shapes differ: pred {tuple(p.shape)}, gt {tuple(g.shape)}, "
+                             f"holes {tuple(h.shape)}",
+                             "pass pred/gt [B,H,W,3] and holes [B,H,W] of the same size")
+        return p.to(self.device), g.to(self.device), h.to(self.device)
+
+    @torch.no_grad()
+    def update(self, pred_u8: Any, gt_u8: Any, holes: Any, ids: Sequence[str] | None = None) -> SuiteUpdate:
+        """Score one batch. Returns per-image values (float64 [B]) and the batch's features
+        (``fake`` and, unless the reals come from the cache, ``real``; float32 [B, 2048])."""
+        p, g, h = self._inputs(pred_u8, gt_u8, holes)
+        b = p.shape[0]
+        if ids is not None and len(ids) != b:
+            raise InputError(f"{len(ids)} ids for a batch of {b}", "pass one id per image")
+        per_image: dict[str, np.ndarray] = {}
+        if b == 0:
+            return SuiteUpdate(per_image, {})
+
+        pix = [m for m in self.metrics if m in PIXEL_METRICS]
+        if pix:
+            from inpaintbench.metrics.pixel import pixel_metrics
+
+            values = pixel_metrics(p, g, h)
+            for m in pix:
+                per_image[m] = values[m].detach().to("cpu", torch.float64).numpy()
+
+        if self._lpips:
+            x = p.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            y = g.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            by_net = {net: model.forward_nchw(x, y).numpy() for net, model in self._lpips.items()}
+            for name, net in self._lpips_for.items():
+                if net in by_net:
+                    per_image[name] = by_net[net]
+
+        features: dict[str, np.ndarray] = {}
+        if self.extractor is not None:
+            use_cache = self._ref is not None
+            if use_cache and ids is None:
+                raise InputError("cached reference features need image ids", "pass ids= to update()")
+            features["fake"] = self.extractor.forward_nchw_u8(p.permute(0, 3, 1, 2)).cpu().numpy()
+            if not use_cache:
+                features["real"] = self.extractor.forward_nchw_u8(g.permute(0, 3, 1, 2)).cpu().numpy()
+            self.add_features(features["fake"], features.get("real"), ids)
+        return SuiteUpdate(per_image, features)
+
+    def add_features(self, fake: np.ndarray, real: np.ndarray | None = None,
+                     ids: Sequence[str] | None = None) -> None:
+        """Re-add features saved earlier (resume), or add features extracted elsewhere."""
+        fake = np.asarray(fake, dtype=np.float32)
+        if fake.ndim != 2 or (self._feature_dim is not None and fake.shape[1] != self._feature_dim):
+            raise InputError(f"feature rows of shape {fake.shape} do not match the {self._feature_dim}-d "
+                             "features seen so far", "add features from the same extractor")
+        self._feature_dim = int(fake.shape[1])
+        if real is not None:
+            real = np.asarray(real, dtype=np.float32)
+            if real.shape != fake.shape:
+                raise InputError(f"real features {real.shape} do not match fake {fake.shape}",
+                                 "add the features of the same images")
+        elif self._ref is None:
+            raise InputError("real features missing and the reference set is not cached",
+                             "pass real= or set a cached reference with set_reference()")
+        self._fake.append(fake)
+        if real is not None:
+            self._real.append(real)
+        if ids is None:
+            self._ids_known = False
+        else:
+            if len(ids) != len(fake):
+                raise InputError(f"{len(ids)} ids for {len(fake)} feature rows", "pass one id per row")
+            self._ids.extend(str(i) for i in ids)
+
+    # ------------------------------------------------------------------ set-level metrics
+
+    def compute(self) -> dict[str, SetMetricResult]:
+        """Set-level metrics from everything accumulated by :meth:`update` / :meth:`add_features`."""
+        fake = np.concatenate(self._fake) if self._fake else None
+        real = np.concatenate(self._real) if self._real and len(self._real) == len(self._fake) else None
+        ids = self._ids if self._ids_known else None
+        return self.compute_from_features(fake, real, ids)
+
+    def _reals_for(self, fake: np.ndarray, real: np.ndarray | None,
+                   ids: Sequence[str] | None) -> tuple[np.ndarray | None, str | None]:
+        if real is not None:
+            if real.shape != fake.shape:
+                return None, f"real features {real.shape} do not match fake {fake.shape}"
+            return np.asarray(real, dtype=np.float32), None
+        if self._ref is None:
+            return None, "no real-image features (neither extracted nor cached)"
+        if ids is None:
+            return None, "cached reference features need the image ids of the fakes"
+        try:
+            return self._ref.rows_for(ids), None
+        except KeyError as e:
+            return None, str(e.args[0])
+
+    def _maybe_save_reference(self, real: np.ndarray, ids: Sequence[str] | None) -> bool:
+        """Cache the reals once the whole declared reference set has been seen (all ids)."""
+        if (self.reference_cache is None or self._ref is not None or self._ref_key is None
+                or self._ref_ids is None or ids is None or self.extractor is None
+                or real.ndim != 2 or real.shape[1] != (self._feature_dim or FEATURE_DIM)):
+            return False
+        row = {str(i): k for k, i in enumerate(ids)}
+        if set(row) != set(self._ref_ids):
+            return False
+        ordered = np.ascontiguousarray(real[[row[i] for i in self._ref_ids]], dtype=np.float32)
+        meta = {"extractor": self.extractor.describe(), "resolution_policy": self.resolution_policy}
+        self.reference_cache.save(self._ref_key, self._ref_ids, ordered, meta)
+        self._ref = CachedFeatures(list(self._ref_ids), ordered, meta)
+        return True
+
+    def save_reference(self) -> bool:
+        """Write the accumulated real features to the reference cache if they cover the declared
+        reference set (:meth:`compute` does this too). True when the set is now cached."""
+        if self._ref is not None:
+            return True
+        if not self._real or len(self._real) != len(self._fake) or not self._ids_known:
+            return False
+        return self._maybe_save_reference(np.concatenate(self._real), self._ids)
+
+    def reference_features(self, ids: Sequence[str]) -> np.ndarray | None:
+        """Cached real features for ``ids`` (in that order), or None when the set is not cached."""
+        return None if self._ref is None else self._ref.rows_for(ids)
+
+    def compute_from_features(self, fake: np.ndarray | None, real: np.ndarray | None = None,
+                              ids: Sequence[str] | None = None) -> dict[str, SetMetricResult]:
+        """Set-level metrics from given features (the runner's path after gathering ranks).
+        ``real=None`` takes the reals from the cached reference set, by ``ids``."""
+        names = [m for m in self.metrics if m in SET_METRICS]
+        out: dict[str, SetMetricResult] = {}
+        pending = []
+        for name in names:
+            if self._status.get(name, "ok") != "ok":
+                out[name] = SetMetricResult(None, status="unavailable", reason=self._status[name])
+            else:
+                pending.append(name)
+        if not pending:
+            return out
+        n = 0 if fake is None else int(len(fake))
+        reason = None
+        if fake is None or n < 2:
+            reason = f"needs at least 2 images with features, got {n}"
+            real_f = None
+        else:
+            fake = np.asarray(fake, dtype=np.float32)
+            real_f, reason = self._reals_for(fake, real, ids)
+        if real_f is None or fake is None:
+            for name in pending:
+                out[name] = SetMetricResult(None, n=n, status="unavailable", reason=f"unavailable: {reason}")
+            return out
+        if real is not None and self._ref is None:
+            self._maybe_save_reference(real_f, ids)
+        memo: dict[str, Any] = {}  # P-IDS and U-IDS share one SVM fit
+        for name in pending:
+            try:
+                out[name] = self._set_metric(name, real_f, fake, memo)
+            except (ValueError, np.linalg.LinAlgError) as e:
+                out[name] = SetMetricResult(None, n=n, status="unavailable",
+                                            reason=f"unavailable: {type(e).__name__}: {e}")
+        return out
+
+    def _set_metric(self, name: str, real: np.ndarray, fake: np.ndarray,
+                    memo: dict[str, Any]) -> SetMetricResult:
+        from inpaintbench.metrics import fid as fidm
+
+        n = int(len(fake))
+        extra: dict[str, Any] = {"extractor": self.feature_extractor_name}
+        warning = fidm.small_sample_warning(n, dim=int(real.shape[1]))
+        if warning:
+            extra["warning"] = warning
+        if name == "fid":
+            # All features are kept anyway (KID, IDS, bootstrap): centred float64 moments from the
+            # arrays are more accurate than raw running sums (Σxxᵀ/N − μμᵀ cancels).
+            value = float(fidm.frechet_distance(real, fake))
+            lo = hi = None
+            if self.fid_n_boot > 0:
+                ci = fidm.fid_bootstrap_ci(real, fake, n_boot=self.fid_n_boot, seed=self.seed)
+                lo, hi = float(ci.lo), float(ci.hi)
+                extra.update(n_boot=ci.n_boot, boot_std=float(ci.boot_std), ci_method=ci.method,
+                             paired=bool(ci.paired))
+            return SetMetricResult(value, lo, hi, n, extra=extra)
+        if name == "fid_inf":
+            res = fidm.fid_infinity(real, fake, seed=self.seed)
+            extra.update(slope=float(res.slope), ns=list(res.ns), fids=list(res.fids), r2=float(res.r2),
+                         subsample=res.subsample)
+            return SetMetricResult(float(res.fid_inf), n=n, extra=extra)
+        if name == "kid":
+            from inpaintbench.metrics.kid import kernel_inception_distance
+
+            size = min(self.kid_subset_size, n)
+            mean, std = kernel_inception_distance(real, fake, subsets=self.kid_subsets, subset_size=size,
+                                                  seed=self.seed)
+            extra.update(std=float(std), subsets=self.kid_subsets, subset_size=size)
+            return SetMetricResult(float(mean), n=n, extra=extra)
+        if name in ("p_ids", "u_ids"):
+            if "ids" not in memo:
+                memo["ids"] = self._ids_scores(real, fake)
+            p_ids, u_ids = memo["ids"]
+            return SetMetricResult(float(p_ids if name == "p_ids" else u_ids), n=n, extra=extra)
+        raise AssertionError(name)
+
+    def _ids_scores(self, real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
+        from inpaintbench.metrics.ids import inception_discriminative_scores
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # liblinear ConvergenceWarning at large N, as in MAT
+            kwargs: dict[str, Any] = {}
+            if self.ids_backend is not None:
+                kwargs["backend"] = self.ids_backend
+            if self.ids_backend == "torch":
+                kwargs["device"] = self.device
+            scores = inception_discriminative_scores(real, fake, **kwargs)
+        return float(scores[0]), float(scores[1])
+
+    # ------------------------------------------------------------------ manifest
+
+    def describe(self) -> dict[str, Any]:
+        """For the run manifest: metric variants, extractor, weight ids + hashes + verified flags."""
+        variants = {m: VARIANTS[m] for m in self.metrics if m in VARIANTS}
+        for name, net in self._lpips_for.items():
+            variants[name] = f"lpips-{net} v0.1, input uint8/127.5-1"
+        for name in ("fid", "fid_inf"):
+            if name in self.metrics:
+                variants[name] = f"fid-{self.feature_extractor_name}: 2048-d pool features, float64 moments"
+        return {
+            "metrics": list(self.metrics),
+            "status": self.status,
+            "variants": variants,
+            "device": str(self.device),
+            "precision": "networks float32 (autocast off), statistics float64",
+            "seed": self.seed,
+            "feature_extractor": self.extractor.describe() if self.extractor else
+            {"extractor": self.feature_extractor_name, "available": False},
+            "lpips": {net: m.describe() for net, m in self._lpips.items()},
+            "fid_n_boot": self.fid_n_boot,
+            "kid": {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size},
+            "reference_cache": None if self.reference_cache is None else {
+                "root": str(self.reference_cache.root), "key": self._ref_key,
+                "hit": self._ref is not None, "resolution_policy": self.resolution_policy},
+        }
