@@ -76,11 +76,12 @@ def test_batched_vgg_equals_package(random_weights_dir_vgg: Path):
 
 def test_identity_symmetry_and_chunking(random_weights_dir: Path):
     metric = LPIPSMetric("alex", weights_dir=random_weights_dir, offline=True, max_batch=2)
-    a, b = _images(5, seed=2)
+    a, b = _images(3, seed=2)
     np.testing.assert_allclose(metric(a, a).numpy(), 0.0, atol=1e-7)
     np.testing.assert_allclose(metric(a, b).numpy(), metric(b, a).numpy(), atol=1e-6)
-    whole = LPIPSMetric("alex", weights_dir=random_weights_dir, offline=True, max_batch=64)
-    np.testing.assert_allclose(metric(a, b).numpy(), whole(a, b).numpy(), atol=1e-6)
+    chunked = metric(a, b).numpy()
+    metric.max_batch = 64
+    np.testing.assert_allclose(chunked, metric(a, b).numpy(), atol=1e-6)
     d = metric.describe()
     assert d["trunk"]["verified"] is True and d["lin_heads"]["source"] == "lpips package"
     assert len(d["lin_heads"]["sha256"]) == 64
