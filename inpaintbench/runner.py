@@ -384,13 +384,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def build_suite(config: RunConfig, device: str) -> Any:
+def build_suite(config: RunConfig, device: str, reference_ids: Sequence[str] | None = None,
+                resolution_policy: str = "native") -> Any:
+    """The metric suite; with ``reference_ids`` the ground-truth features are cached on disk, so a
+    second model on the same images extracts only its own features."""
+    from inpaintbench.metrics.feature_cache import FeatureCache
     from inpaintbench.metrics.suite import MetricSuite
 
     return MetricSuite(
         metrics=tuple(config.metrics), device=device, feature_extractor=config.feature_extractor,
         lpips_net=config.lpips_net, weights_dir=config.weights_dir, offline=config.offline,
         allow_unverified=config.allow_unverified, require=tuple(config.require_metrics), seed=config.seed,
+        reference_cache=FeatureCache() if reference_ids is not None else None,
+        reference_ids=list(reference_ids) if reference_ids is not None else None,
+        resolution_policy=resolution_policy,
     )
 
 
@@ -461,7 +468,8 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     if native and native != config.resolution:
         warnings.warn(f"model {config.model} was trained at {native}px but is evaluated at "
                       f"{config.resolution}px", stacklevel=2)
-    suite = suite or build_suite(config, device)
+    suite = suite or build_suite(config, device, reference_ids=[s.image_id for s in samples],
+                                 resolution_policy=f"{dataset.digest}|{config.resolution}|{config.resize_policy}")
     manifest["metrics"] = _describe(suite)
 
     evaluation = Evaluation(out_dir, key, manifest, samples, batches, suite,

@@ -1,0 +1,73 @@
+"""`inpaintbench run` end to end with every metric (seeded random weights) and with MAT from a file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from inpaintbench.cli import main
+from inpaintbench.results import load_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def test_run_with_all_metrics_and_cached_reference_features(capsys, tmp_path, fast_metric_weights_dir,
+                                                           isolated_home, no_network):
+    args = ["run", "--model", "telea,ns", "--limit", "6", "--batch-size", "3", "--offline",
+            "--weights-dir", str(fast_metric_weights_dir), "--feature-extractor", "inception-stylegan2",
+            "--metrics", "psnr,ssim,l1,psnr_hole,l1_hole,lpips,fid,kid,p_ids,u_ids",
+            "--require-metrics", "lpips,fid", "--out", str(tmp_path / "runs")]
+    code = main(args)
+    text = capsys.readouterr()
+    assert code == 0, text.out + text.err
+    for model in ("telea", "ns"):
+        manifest, rows, summary = load_run(tmp_path / "runs" / model)
+        assert {"psnr", "ssim", "l1", "psnr_hole", "l1_hole", "lpips"} <= set(rows.columns)
+        assert rows["lpips"].notna().all() and (rows["lpips"] > 0).all()
+        for name in ("fid", "kid", "p_ids", "u_ids"):
+            entry = summary["set_metrics"][name]
+            assert entry["status"] == "ok" and entry["n"] == 6, (name, entry)
+        assert np.load(tmp_path / "runs" / model / "features" / "fake.npy").shape[0] == 6
+        assert manifest["metrics"] and all(v == "ok" for v in manifest["metric_status"].values())
+    # The ground-truth features of the first model were cached and reused by the second.
+    assert any((isolated_home / "features").rglob("*.npy"))
+    assert "FID" in text.out and "LPIPS" in text.out
+    assert no_network == []
+
+
+def test_missing_weights_degrade_and_require_fails(capsys, tmp_path, isolated_home):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    base = ["run", "--model", "telea", "--limit", "2", "--offline", "--weights-dir", str(empty)]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    _, rows, summary = load_run(tmp_path / "a" / "telea")
+    assert "lpips" not in rows.columns and "psnr" in rows.columns
+    assert summary["unavailable"]["lpips"].startswith("unavailable")
+    assert summary["set_metrics"]["fid"]["status"] == "unavailable"
+    capsys.readouterr()
+    assert main([*base, "--require-metrics", "lpips", "--out", str(tmp_path / "b")]) == 1
+    assert "lpips" in capsys.readouterr().err
+
+
+def test_run_mat_from_a_safetensors_file_through_the_harness(capsys, tmp_path):
+    from test_mat_fill import fill_module
+
+    from inpaintbench.models.mat import Generator, save_mat_safetensors
+
+    generator = Generator(256)
+    fill_module(generator)
+    weights = save_mat_safetensors(generator, tmp_path / "mat256.safetensors", {"fill": "matfill-v1"})
+    del generator
+    code = main(["run", "--model", "mat", "--weights", str(weights), "--limit", "2", "--batch-size", "2",
+                 "--metrics", "psnr,ssim,l1,l1_hole", "--device", "cpu", "--save-images",
+                 "--out", str(tmp_path / "runs")])
+    text = capsys.readouterr()
+    assert code == 0, text.out + text.err
+    run_dirs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert len(run_dirs) == 1
+    manifest, rows, summary = load_run(run_dirs[0])
+    assert summary["n_ok"] == 2 and rows["psnr"].notna().all()
+    assert manifest["model"]["name"] == "mat" and manifest["model"]["weights"]["sha256"]
+    assert len(list((run_dirs[0] / "images").glob("*_pred.png"))) == 2
