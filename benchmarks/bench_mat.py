@@ -2,8 +2,8 @@
 
 What is compared, in one run:
 
-* ours: ``impl="winograd"`` (the inference adapter's CPU default) and ``impl="fast"`` (the default of
-  ``Generator``, the one parity-tested at 1e-5);
+* ours: ``impl="fast"`` (the default of ``Generator`` and of the inference adapter, parity-tested at
+  1e-5), timed by the benchmark fixture, and the opt-in ``impl="winograd"``;
 * the reference: ``impl="reference"``, our transcription of the official operation order (separate
   bias/activation passes, explicit FIR steps, grouped modulated convolutions, NCHW, explicit
   attention). It is bit-identical to the official network on the parity fixture, so it stands in for
@@ -11,9 +11,10 @@ What is compared, in one run:
 * the official timings documented for this machine class (2 threads, idle): 256 b1 ~3.2 s,
   256 b8 ~30 s, 512 b1 ~8.3 s, reported as a second ratio.
 
-Peak memory of a 512 batch-8 forward is measured in a fresh subprocess as the growth of
-``ru_maxrss`` (resident-set high-water mark) during the forward, which covers every allocator torch
-uses on CPU (tracemalloc does not see them).
+Peak memory of a 512 batch-8 forward is measured in a fresh subprocess (Linux): the resident-set
+high-water mark ``VmHWM`` is reset through ``/proc/self/clear_refs`` right before the forward and read
+after it, minus the resident set before. This sees every allocator torch uses on CPU (tracemalloc does
+not), and unlike ``ru_maxrss`` it is not inherited from the parent process.
 
 With ``--benchmark-disable`` (CI) every case runs once on the tiny config at 128 px instead.
 """
@@ -83,21 +84,21 @@ def test_bench_generator_forward(benchmark, res: int, batch: int) -> None:
     load_before = _load()
     results, outputs = {}, {}
     try:
-        for impl in ("reference", "fast"):
+        for impl in ("reference", "winograd"):
             if not tiny:
                 forward(impl)  # warm-up (weight caches, oneDNN primitive creation)
             t = _time(lambda impl=impl: outputs.__setitem__(impl, forward(impl)), repeats)
             results[impl] = statistics.median(t)
         if not tiny:
-            forward("winograd")
-        # the benchmarked function: our CPU inference default
-        t = _time(lambda: benchmark.pedantic(lambda: outputs.__setitem__("winograd", forward("winograd")),
+            forward("fast")
+        # the benchmarked function: our default
+        t = _time(lambda: benchmark.pedantic(lambda: outputs.__setitem__("fast", forward("fast")),
                                              rounds=repeats, iterations=1), 1)[0]
-        results["winograd"] = t / repeats if tiny else benchmark.stats.stats.median
+        results["fast"] = t / repeats if tiny else benchmark.stats.stats.median
     finally:
         torch.set_num_threads(threads)
     out_ref = outputs["reference"]
-    rel = float((outputs["winograd"] - out_ref).abs().max() / out_ref.abs().max())
+    rel = {impl: float((outputs[impl] - out_ref).abs().max() / out_ref.abs().max()) for impl in ("fast", "winograd")}
 
     official = OFFICIAL_SECONDS[(res, batch)]
     benchmark.extra_info.update({
@@ -105,22 +106,32 @@ def test_bench_generator_forward(benchmark, res: int, batch: int) -> None:
         "threads": 1 if tiny else threads,
         "load_avg_before": round(load_before, 2),
         "load_avg_after": round(_load(), 2),
-        "seconds_winograd": round(results["winograd"], 3),
         "seconds_fast": round(results["fast"], 3),
+        "seconds_winograd": round(results["winograd"], 3),
         "seconds_reference_impl": round(results["reference"], 3),
-        "speedup_winograd_vs_reference_impl": round(results["reference"] / results["winograd"], 2),
         "speedup_fast_vs_reference_impl": round(results["reference"] / results["fast"], 2),
+        "speedup_winograd_vs_reference_impl": round(results["reference"] / results["winograd"], 2),
         "official_documented_seconds": official,
-        "speedup_winograd_vs_documented_official": None if tiny else round(official / results["winograd"], 2),
         "speedup_fast_vs_documented_official": None if tiny else round(official / results["fast"], 2),
-        "max_rel_diff_winograd_vs_reference": rel,
+        "speedup_winograd_vs_documented_official": None if tiny else round(official / results["winograd"], 2),
+        "max_rel_diff_fast_vs_reference": rel["fast"],
+        "max_rel_diff_winograd_vs_reference": rel["winograd"],
     })
-    assert rel <= 1e-4
+    assert max(rel.values()) <= 1e-4
 
 
 _MEMORY_SCRIPT = r"""
 import json, resource, sys, time, torch
 from inpaintbench.models.mat import Generator, set_impl
+
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024  # kB -> MB
+
+
 res, batch, impl, tiny = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 kw = {"config": "tiny", "z_dim": 16, "w_dim": 16} if tiny else {}
 G = set_impl(Generator(res, **kw).eval().requires_grad_(False), impl)
@@ -128,15 +139,16 @@ g = torch.Generator().manual_seed(0)
 x = torch.rand(batch, 3, res, res, generator=g) * 2 - 1
 m = (torch.rand(batch, 1, res, res, generator=g) > 0.4).float()
 z = torch.randn(batch, G.z_dim, generator=g)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss_before = status("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS mark (VmHWM) to the current RSS
+    f.write("5")
 t0 = time.perf_counter()
 with torch.no_grad():
     out = G(x, m, z, noise_mode="const")
 seconds = time.perf_counter() - t0
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"maxrss_before_mb": before / 1024, "maxrss_after_mb": after / 1024,
-                  "forward_peak_growth_mb": (after - before) / 1024, "seconds": seconds,
-                  "finite": bool(torch.isfinite(out).all())}))
+peak = status("VmHWM")
+print(json.dumps({"rss_before_mb": rss_before, "peak_rss_mb": peak, "forward_peak_growth_mb": peak - rss_before,
+                  "seconds": seconds, "finite": bool(torch.isfinite(out).all())}))
 """
 
 
@@ -170,15 +182,15 @@ def test_bench_peak_memory_512_b8(benchmark) -> None:
         assert proc.returncode == 0, proc.stderr[-2000:]
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    impls = ("winograd",) if tiny else ("winograd", "fast")
+    impls = ("fast",) if tiny else ("fast", "winograd")
     for impl in impls:
         info[impl] = run(impl)
         assert info[impl]["finite"]
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     benchmark.extra_info.update({
         "case": f"{res}px batch {batch}" + (" (tiny config, benchmark disabled)" if tiny else ""),
-        "method": "ru_maxrss growth during one no_grad eval forward" + (
-            " (in-process smoke run: not a measurement)" if tiny else ", fresh subprocess"),
+        "method": ("ru_maxrss growth in-process (smoke run, not a measurement)" if tiny else
+                   "peak RSS (VmHWM reset via /proc/self/clear_refs) minus RSS before, fresh subprocess"),
         **{f"{impl}_{k}": round(v, 1) if isinstance(v, float) else v for impl, d in info.items()
            for k, v in d.items()},
     })

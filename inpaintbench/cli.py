@@ -186,9 +186,16 @@ def score(
         _report([outcome])
 
 
-@app.command("models")
-def models_cmd() -> None:
+models_app = typer.Typer(help="List the registered models (default), or register a fine-tuned run.",
+                         no_args_is_help=False)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models_cmd(ctx: typer.Context) -> None:
     """List the registered models and whether their weights are available."""
+    if ctx.invoked_subcommand is not None:
+        return
     from inpaintbench.models.base import get_model_spec, list_models
 
     table = Table(title="models")
@@ -264,6 +271,16 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+def _register_models_subcommands() -> None:
+    """`inpaintbench models register NAME RUN_DIR` (same as `inpaintbench register-model`)."""
+    from inpaintbench.train.cli import register_model_cmd
+
+    models_app.command("register")(register_model_cmd)
+
+
+_register_models_subcommands()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -193,3 +193,12 @@ def test_score_empty_mask(capsys, tmp_path):
     code, text = _run(capsys, "score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
                       "--masks", str(tmp_path / "masks"), "--hole-value", "255", "--out", str(tmp_path / "o"), *PIXEL)
     assert code == 1 and "img0" in text and "hole" in text
+
+
+def test_models_lists_and_offers_register(capsys):
+    code, text = _run(capsys, "models")
+    assert code == 0 and "telea" in text and "mat-celebahq-256" in text
+    code, text = _run(capsys, "models", "register", "--help")
+    assert code == 0 and "RUN_DIR" in text.upper()
+    code, text = _run(capsys, "models", "register", "x", "/nonexistent/run")
+    assert code == 1 and "Traceback" not in text

@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from inpaintbench.errors import InputError, WeightsError
 from inpaintbench.models.mat.checkpoint import load_generator
 from inpaintbench.models.mat.layers import IMPLS
-from inpaintbench.models.mat.ops import winograd_available
 
 RESIZE_POLICIES = ("error", "resize", "pad")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -93,8 +92,7 @@ class MATInpainter:
             raise InputError("MAT: micro_batch must be >= 1", "pass a positive integer or leave it unset")
         dev = torch.device(device) if device not in (None, "auto") else \
             torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if impl is None:
-            impl = "winograd" if dev.type == "cpu" and precision == "fp32" and winograd_available() else "fast"
+        impl = impl or "fast"
         self.device = dev
         self.impl = impl
         self.G, self.checkpoint = load_generator(weights, which=network, device=dev, impl=impl)

@@ -123,9 +123,11 @@ class WindowAttention(MATModule):
         xn = F.normalize(x, p=2.0, dim=-1)
         if self.fast:
             # q and k share their input: one matmul for both.
-            wq = self.q.weight * self.q.weight_gain
-            wk = self.k.weight * self.k.weight_gain
-            qk = F.linear(xn, torch.cat([wq, wk]), torch.cat([self.q.bias, self.k.bias]))
+            w_qk = self.derived("w_qk", lambda: torch.cat([self.q.effective_weight(), self.k.effective_weight()]),
+                                self.q.weight, self.k.weight)
+            b_qk = self.derived("b_qk", lambda: torch.cat([self.q.effective_bias(), self.k.effective_bias()]),
+                                self.q.bias, self.k.bias)
+            qk = F.linear(xn, w_qk, b_qk)
             qk = qk.reshape(bw, n, 2, h, c // h).permute(2, 0, 3, 1, 4)
             q, k = qk[0], qk[1]
         else:
