@@ -71,8 +71,7 @@ def set_impl(module: nn.Module, impl: str) -> nn.Module:
       the machine the parity fixture was made on);
     * ``"winograd"``: ``"fast"`` plus NNPACK Winograd 3x3 convolutions on CPU when no gradient is needed
       (~20% faster than ``"fast"`` single-threaded, no faster with 2 threads; float32 error ~1e-5 relative
-      per layer, still within the 1e-5 parity bound on the fixture). Falls back to ``"fast"`` where
-      NNPACK is unavailable.
+      per layer, parity-tested at 3e-5). Falls back to ``"fast"`` where NNPACK is unavailable.
     """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, not {impl!r}")
@@ -134,7 +133,11 @@ class FullyConnectedLayer(MATModule):
             if self.activation == "linear" and b is not None:
                 return y + b
             return ops.bias_act(y, b, self.activation, dim=y.ndim - 1)
-        y = F.linear(x, self.effective_weight(), self.effective_bias())
+        # matmul, then the bias: the reference's rounding order (addmm rounds differently), in place
+        y = x.matmul(self.effective_weight().t())
+        b = self.effective_bias()
+        if b is not None:
+            y = y.add_(b) if _inplace_ok(y) else y + b
         if self.activation == "lrelu":
             if _inplace_ok(y):
                 return _lrelu_inplace(y).mul_(ops.SQRT2)
