@@ -461,8 +461,12 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
         manifest["not_comparable_reason"] = f"--limit {config.limit}: only the first samples were evaluated"
 
     if model is None:
-        model = create_model(config.model, **config.model_kwargs, device=device) \
-            if _accepts_device(config.model) else create_model(config.model, **config.model_kwargs)
+        # Hand the model what the run knows (device, seed, where weights live) when its factory takes it.
+        offered = {"device": device, "seed": config.seed, "weights_dir": config.weights_dir,
+                   "offline": config.offline, "allow_unverified": config.allow_unverified}
+        accepted = _factory_parameters(config.model)
+        extra = {k: v for k, v in offered.items() if k in accepted and k not in config.model_kwargs}
+        model = create_model(config.model, **config.model_kwargs, **extra)
     manifest["model"] = {"name": config.model, **_describe(model)}
     native = getattr(model, "native_resolution", None)
     if native and native != config.resolution:
@@ -492,7 +496,8 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     return outcome
 
 
-def _accepts_device(name: str) -> bool:
+def _factory_parameters(name: str) -> set[str]:
+    """Named parameters of a model factory (all offered ones if it takes **kwargs)."""
     import inspect
 
     from inpaintbench.models.base import get_model_spec
@@ -500,8 +505,10 @@ def _accepts_device(name: str) -> bool:
     try:
         params = inspect.signature(get_model_spec(name).factory).parameters
     except (TypeError, ValueError):
-        return False
-    return "device" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        return set()
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return {"device", "seed", "weights_dir", "offline", "allow_unverified"}
+    return set(params)
 
 
 def _describe(obj: Any) -> dict[str, Any]:
