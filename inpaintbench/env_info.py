@@ -68,5 +68,10 @@ def device_description(device: str) -> dict[str, Any]:
 
 
 def home_dir() -> Path:
-    """Root of everything inpaintbench caches (weights, masks, reference features)."""
-    return Path(os.environ.get("INPAINTBENCH_HOME", Path.home() / ".cache" / "inpaintbench")).expanduser()
+    """Root of everything inpaintbench caches (weights, masks, reference features).
+
+    One definition, in the torch-free weights module, so every cache agrees on it.
+    """
+    from inpaintbench.weights import inpaintbench_home
+
+    return inpaintbench_home()

@@ -123,6 +123,7 @@ def get_weight_spec(weight_id: str) -> WeightSpec:
 
 
 def inpaintbench_home() -> Path:
+    """``$INPAINTBENCH_HOME`` (unset or empty: ``~/.cache/inpaintbench``); used by every cache."""
     return Path(os.environ.get("INPAINTBENCH_HOME") or "~/.cache/inpaintbench").expanduser()
 
 
