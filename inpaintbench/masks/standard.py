@@ -6,8 +6,8 @@ never committed: :func:`resolve_mask_set` rebuilds a set into the cache (``$INPA
 or ``~/.cache/inpaintbench/masks``) and refuses it when its digest differs from the committed one.
 
 Definitions are looked up in ``$INPAINTBENCH_MASK_DEFINITIONS`` if set, then in
-``inpaintbench/masks/definitions/`` (where a wheel build may copy them), then in the repository's
-``masks/`` folder.
+``inpaintbench/masks/definitions/`` (a committed symlink to the repository's ``masks/`` folder, so that a
+wheel built from the repository carries the definitions as package data), then in ``masks/`` itself.
 """
 
 from __future__ import annotations
