@@ -162,8 +162,13 @@ def test_training_figure(tmp_path: Path) -> None:
     check_svg(p)
     (p,) = save_figure(fig, tmp_path / "train.png")
     check_png(p, 900, 400)
+    # by default only the validation metrics: no loss or bookkeeping panels
+    assert all(t.startswith("val ") for t in titles), titles
     fig = plot_training([a], keys=["val.psnr"])
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 1
+    fig = plot_training([a], keys=["loss.*", "val.psnr"])
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == [
+        "loss.D", "loss.G", "val PSNR ↑ (higher is better)"]
     with pytest.raises(InputError, match="not in the training log"):
         plot_training([a], keys=["val.nope"])
 

@@ -272,7 +272,9 @@ def plot_training_cmd(
     logs: Annotated[list[Path], typer.Argument(help="metrics.jsonl files (or training run folders).")],
     out: FigOut,
     svg: SvgOpt = False,
-    keys: Annotated[str | None, typer.Option(help="Comma-separated keys, e.g. val.psnr,val.fid.")] = None,
+    keys: Annotated[str | None, typer.Option(
+        help="Comma-separated keys or patterns, e.g. val.psnr,val.fid or 'loss.*' (default: the val.* metrics, "
+        "or the losses before the first validation).")] = None,
     labels: Annotated[str | None, typer.Option(help="Comma-separated legend labels, one per log.")] = None,
 ) -> None:
     """Validation metrics and losses against kimg from trainers' metrics.jsonl."""

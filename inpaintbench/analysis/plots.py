@@ -8,6 +8,7 @@ directly (Agg canvas), never through pyplot, so nothing here touches global back
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import io
 import json
 import math
@@ -258,6 +259,34 @@ def _training_keys(frames: Sequence[pd.DataFrame], x: str | None) -> list[str]:
     return sorted(keys, key=order)
 
 
+#: bookkeeping columns of the trainer's log: plotted only when asked for by name or pattern
+_TRAINING_BOOKKEEPING = ("iteration", "nimg", "time_s", "world_size", "sec_per_tick")
+
+
+def _select_training_keys(available: list[str], keys: Sequence[str] | None) -> list[str]:
+    """Which panels to draw: the keys (or ``fnmatch`` patterns such as ``loss.*``) asked for; by default
+    the validation metrics (the seed paper's Figure 1), or the losses when no validation ran yet."""
+    if keys:
+        chosen: list[str] = []
+        missing = []
+        for k in keys:
+            hits = [a for a in available if fnmatch.fnmatchcase(a, k)]
+            if not hits:
+                missing.append(k)
+            chosen.extend(h for h in hits if h not in chosen)
+        if missing:
+            raise InputError(
+                f"key(s) {', '.join(missing)} not in the training log(s)",
+                f"use some of: {', '.join(available)} (patterns such as 'loss.*' work too)",
+            )
+        return chosen
+    for prefix in ("val.", "loss."):
+        picked = [a for a in available if a.startswith(prefix)]
+        if picked:
+            return picked
+    return [a for a in available if a not in _TRAINING_BOOKKEEPING and not a.startswith("best.")]
+
+
 def _training_title(key: str) -> str:
     parts = key.split(".")
     leaf = parts[-1]
@@ -271,7 +300,8 @@ def plot_training(
     labels: Sequence[str] | None = None,
     keys: Sequence[str] | None = None,
 ) -> Figure:
-    """Training curves from one or more ``metrics.jsonl``: a panel per numeric key, x = kimg."""
+    """Training curves from one or more ``metrics.jsonl``, x = kimg: one panel per key (by default the
+    validation metrics; ``keys`` takes names or patterns such as ``loss.*``)."""
     frames = [read_training_log(p) for p in logs]
     if labels is None:
         labels = [Path(f.attrs["path"]).parent.name or Path(f.attrs["path"]).stem for f in frames]
@@ -279,14 +309,7 @@ def plot_training(
             labels = [f.attrs["path"] for f in frames]
     x = next((k for k in _X_KEYS if any(k in f.columns for f in frames)), None)
     available = _training_keys(frames, x)
-    if keys:
-        missing = [k for k in keys if k not in available]
-        if missing:
-            raise InputError(
-                f"key(s) {', '.join(missing)} not in the training log(s)",
-                f"use some of: {', '.join(available)}",
-            )
-        available = list(keys)
+    available = _select_training_keys(available, keys)
     if not available:
         raise InputError(
             "the training log(s) have no numeric values to plot besides the x axis",
