@@ -45,6 +45,25 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
+def _parse_model_options(values: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as factory keyword arguments; VALUE is read as JSON when it parses
+    (numbers, true/false, null), else kept as text."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE (e.g. resize_policy=pad)",
+                                     param_hint="--model-option")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
 def make_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
@@ -72,6 +91,9 @@ def run(
     noise_mode: Annotated[str | None, typer.Option(help="MAT noise mode: const, random or none.")] = None,
     precision: Annotated[str | None, typer.Option(help="Model precision: fp32 (default), bf16 or fp16 "
                                                           "(GPU autocast). Metrics always run in fp32.")] = None,
+    model_option: Annotated[list[str] | None, typer.Option(
+        "--model-option", "-O", help="Extra model setting KEY=VALUE, repeatable; e.g. for MAT "
+        "resize_policy=pad|resize|error, impl=fast|winograd|reference, micro_batch=2.")] = None,
     metrics: Annotated[list[str] | None, typer.Option(help="Metrics to compute (default: all).")] = None,
     require_metrics: Annotated[str | None, typer.Option(
         help="Comma-separated metrics that must be available (e.g. lpips,fid); otherwise fail.")] = None,
@@ -106,6 +128,7 @@ def run(
                        ("precision", precision)):
         if value is not None:
             model_kwargs[key] = str(value) if isinstance(value, Path) else value
+    model_kwargs.update(_parse_model_options(model_option))
     outcomes = []
     with make_progress() as progress:
         for name in models:
@@ -289,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     Usage errors are reported by typer itself (exit code 2).
     """
     warnings.simplefilter("default")
+    default_format = warnings.formatwarning
+    warnings.formatwarning = _format_warning
     try:
         app(args=argv, standalone_mode=True)
     except InpaintBenchError as exc:
@@ -299,7 +324,22 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        warnings.formatwarning = default_format
     return 0
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_default_formatwarning = warnings.formatwarning
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """Our own warnings are messages for the user (one line naming the file and the fix), not code
+    locations; third-party warnings keep Python's format so that their origin stays visible."""
+    if str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        return f"warning: {message}\n"
+    return _default_formatwarning(message, category, filename, lineno, line)
 
 
 if __name__ == "__main__":

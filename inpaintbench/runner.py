@@ -437,7 +437,6 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     """Evaluate one model; returns the outcome on rank 0 (None on other ranks)."""
     from inpaintbench.datasets import load_dataset
     from inpaintbench.masks import resolve_mask_set
-    from inpaintbench.models.base import create_model
 
     device = resolve_device(config.device)
     ctx = distributed.init_from_env(device)
@@ -466,7 +465,7 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
                    "offline": config.offline, "allow_unverified": config.allow_unverified}
         accepted = _factory_parameters(config.model)
         extra = {k: v for k, v in offered.items() if k in accepted and k not in config.model_kwargs}
-        model = create_model(config.model, **config.model_kwargs, **extra)
+        model = _create_with_options(config.model, dict(config.model_kwargs), extra)
     manifest["model"] = {"name": config.model, **_describe(model)}
     native = getattr(model, "native_resolution", None)
     if native and native != config.resolution:
@@ -494,6 +493,38 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     if outcome is not None:
         outcome.resumed_batches, outcome.computed_batches = resumed, computed
     return outcome
+
+
+def _create_with_options(name: str, options: dict[str, Any], extra: dict[str, Any]) -> Any:
+    """Build the model with the user's options; an option it cannot take is a clear message, not a TypeError.
+
+    A factory with a fixed signature (the classical models) silently cannot use MAT's options when one
+    command evaluates several models, so those are dropped for it with a warning; a factory taking
+    ``**kwargs`` (MAT) is given everything, and a rejected name is reported with the fix.
+    """
+    import inspect
+
+    from inpaintbench.models.base import create_model, get_model_spec
+
+    factory = get_model_spec(name).factory
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unused = sorted(k for k in options if k not in params)
+        if unused:
+            warnings.warn(f"model {name} does not take option(s) {', '.join(unused)}; ignored for it",
+                          stacklevel=3)
+        options = {k: v for k, v in options.items() if k in params}
+    try:
+        return create_model(name, **options, **extra)
+    except TypeError as exc:
+        bad = [k for k in options if f"unexpected keyword argument '{k}'" in str(exc)]
+        if not bad:
+            raise
+        raise InputError(f"model {name} does not take the option {bad[0]!r}",
+                         "check the name (see the model's documentation) or drop the option") from None
 
 
 def _factory_parameters(name: str) -> set[str]:

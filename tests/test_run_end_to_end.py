@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from inpaintbench.cli import main
 from inpaintbench.results import load_run
@@ -71,3 +72,27 @@ def test_run_mat_from_a_safetensors_file_through_the_harness(capsys, tmp_path):
     assert summary["n_ok"] == 2 and rows["psnr"].notna().all()
     assert manifest["model"]["name"] == "mat" and manifest["model"]["weights"]["sha256"]
     assert len(list((run_dirs[0] / "images").glob("*_pred.png"))) == 2
+
+    # model options reach the adapter and are recorded; a name the model cannot take is one clear line
+    code = main(["run", "--model", "mat", "--weights", str(weights), "--limit", "1", "--resolution", "512",
+                 "--masks", "box-512", "-O", "resize_policy=resize", "-O", "impl=reference",
+                 "--metrics", "psnr", "--device", "cpu", "--out", str(tmp_path / "runs512")])
+    text = capsys.readouterr()
+    assert code == 0, text.out + text.err
+    (run512,) = [p for p in (tmp_path / "runs512").iterdir() if p.is_dir()]
+    manifest, rows, _ = load_run(run512)
+    assert manifest["model"]["resize_policy"] == "resize" and manifest["model"]["impl"] == "reference"
+    assert rows["psnr"].notna().all()
+    code = main(["run", "--model", "mat", "--weights", str(weights), "--limit", "1", "-O", "bogus=1",
+                 "--metrics", "psnr", "--device", "cpu", "--out", str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert code == 1 and "does not take the option 'bogus'" in err and "Traceback" not in err
+
+
+def test_options_a_model_cannot_use_are_dropped_for_it_with_a_warning(capsys, tmp_path):
+    with pytest.warns(UserWarning, match="model telea does not take option.s. truncation_psi; ignored"):
+        code = main(["run", "--model", "telea", "--truncation-psi", "0.5", "--limit", "1", "--metrics", "psnr",
+                     "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert load_run(run_dir)[2]["n_ok"] == 1
