@@ -45,3 +45,34 @@ def test_fid_eigh_vs_sqrtm(benchmark):
                                 fid=ours, rel_diff=abs(ours - ref) / abs(ref))
     print(f"\nFID d={d}: ours {t_ours:.2f} s, sqrtm {t_ref:.2f} s, speed-up {t_ref / t_ours:.1f}x, "
           f"rel diff {abs(ours - ref) / abs(ref):.1e}")
+
+
+def test_fid_small_n_row_route_vs_moments(benchmark):
+    """A 350-image test set (the seed study's size): FID from the N×N nuclear norm vs from d×d moments
+    (what a bootstrap resample costs on each route)."""
+    from inpaintbench.metrics import fid as F
+
+    small = benchmark.disabled
+    n, d = (60, 256) if small else (350, 2048)
+    rng = np.random.default_rng(5)
+    mix = rng.standard_normal((d // 8, d)) / np.sqrt(d / 8)
+    a = np.maximum(rng.standard_normal((n, d // 8)) @ mix + 0.4 * rng.standard_normal((n, d)) + 0.3, 0)
+    b = np.maximum(rng.standard_normal((n, d // 8)) @ mix + 0.4 * rng.standard_normal((n, d)) + 0.35, 0)
+
+    def moments_route() -> float:
+        return frechet_distance_from_stats(*F._moments(a), *F._moments(b))
+
+    def rows_route() -> float:
+        return F._fid_from_rows(*F._scaled_centred_rows(a), *F._scaled_centred_rows(b))
+
+    t0 = time.perf_counter()
+    ref = moments_route()
+    t_ref = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours = rows_route()
+    t_ours = time.perf_counter() - t0
+    assert abs(ours - ref) <= 1e-6 * abs(ref)
+    benchmark.pedantic(rows_route, rounds=1 if small else 5, iterations=1)
+    benchmark.extra_info.update(d=d, n=n, rows_s=t_ours, moments_s=t_ref, speedup=t_ref / t_ours)
+    print(f"\nFID N={n}, d={d}: N×N route {t_ours * 1e3:.0f} ms, d×d route {t_ref * 1e3:.0f} ms, "
+          f"speed-up {t_ref / t_ours:.1f}x")

@@ -139,6 +139,21 @@ def test_weighted_moments_equal_explicit_resample():
     np.testing.assert_allclose(cov, np.cov(xs, rowvar=False, bias=True), rtol=0, atol=1e-12)
 
 
+def test_small_n_row_route_equals_the_moment_route():
+    """N < d: FID from the N×N nuclear norm (weighted or not) equals FID from d×d moments."""
+    a = relu_feats(60, 300, seed=21)
+    b = relu_feats(45, 300, shift=0.2, seed=22)
+    assert F._use_rows(len(a), len(b), 300) and not F._use_rows(400, 45, 300)
+    via_moments = frechet_distance_from_stats(*F._moments(a), *F._moments(b))
+    # the two routes round differently (an SVD vs a pivoted Cholesky and eigensolve): ~3e-9 apart here
+    assert frechet_distance(a, b) == pytest.approx(via_moments, rel=1e-7)
+    rng = np.random.default_rng(3)
+    wa, wb = np.bincount(rng.integers(0, 60, 60), minlength=60), np.bincount(rng.integers(0, 45, 45), minlength=45)
+    rows = F._fid_from_rows(*F._scaled_centred_rows(a, wa), *F._scaled_centred_rows(b, wb))
+    assert rows == pytest.approx(frechet_distance_from_stats(*F._moments(a, wa), *F._moments(b, wb)), rel=1e-7)
+    assert rows == pytest.approx(sqrtm_fid(np.repeat(a, wa, axis=0), np.repeat(b, wb, axis=0)), rel=REL)
+
+
 def test_bootstrap_interval_tracks_sampling_variability():
     """Simulation: the bootstrap spread from ONE sample should match the spread of FID over many
     independent samples of the same size (within a factor 2), and the interval is centred on the
