@@ -129,7 +129,8 @@ class MetricSuite:
             saved after :meth:`compute` once the whole set has been seen.
         resolution_policy: how the images were brought to size (part of the cache key).
         fid_n_boot: bootstrap resamples for the FID CI (0 = no CI); each costs two d×d
-            eigendecompositions (seconds at d = 2048 on a CPU).
+            moments and an eigendecomposition (seconds at d = 2048 on a CPU) when N ≥ d, and an
+            N×N SVD (milliseconds) when N < d.
         ids_backend: ``None``/``"sklearn"`` (MAT's LinearSVC, exact) or ``"torch"`` (same problem,
             faster at large N, runs on ``device``).
     """
