@@ -64,6 +64,26 @@ def _parse_model_options(values: list[str] | None) -> dict[str, Any]:
     return out
 
 
+#: Evaluation conventions of a paper's own scripts (metrics-facts.md): what `--preset NAME` fills in.
+PRESETS: dict[str, dict[str, Any]] = {
+    # MAT (Li et al., CVPR 2022), evaluatoin/*.py: TorchScript Inception with in-graph TF resize for
+    # FID and P-IDS/U-IDS, lpips alex v0.1 on [-1,1], PSNR/SSIM/L1 on uint8 RGB.
+    "mat": {"metrics": ("psnr", "ssim", "l1", "lpips", "fid", "p_ids", "u_ids"),
+            "feature_extractor": "inception-stylegan2", "lpips_net": "alex"},
+}
+
+
+def _apply_preset(preset: str | None, **explicit: Any) -> dict[str, Any]:
+    """Explicit options win over the preset; ``None`` where neither says (the run's defaults apply)."""
+    if preset is None:
+        return explicit
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; known: {', '.join(PRESETS)} (LaMa's evaluation "
+                                 "uses a zero-padded SSIM and pytorch-fid's torch resize, which inpaintbench does "
+                                 "not reproduce, so there is no `lama` preset)", param_hint="--preset")
+    return {k: (v if v is not None else PRESETS[preset].get(k)) for k, v in explicit.items()}
+
+
 def make_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
@@ -97,9 +117,12 @@ def run(
     metrics: Annotated[list[str] | None, typer.Option(help="Metrics to compute (default: all).")] = None,
     require_metrics: Annotated[str | None, typer.Option(
         help="Comma-separated metrics that must be available (e.g. lpips,fid); otherwise fail.")] = None,
-    feature_extractor: Annotated[str, typer.Option(help="inception-tf (torch-fidelity) or "
-                                                        "inception-stylegan2 (MAT-exact).")] = "inception-tf",
-    lpips_net: Annotated[str, typer.Option(help="LPIPS trunk: alex (MAT) or vgg (LaMa).")] = "alex",
+    feature_extractor: Annotated[str | None, typer.Option(help="inception-tf (torch-fidelity, default) or "
+                                                               "inception-stylegan2 (MAT-exact).")] = None,
+    lpips_net: Annotated[str | None, typer.Option(help="LPIPS trunk: alex (MAT, default) or vgg (LaMa).")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="Paper conventions: `mat` = MAT's evaluation (NVIDIA TorchScript Inception, LPIPS-alex; PSNR, "
+        "SSIM, L1, LPIPS, FID, P-IDS, U-IDS). Explicit --metrics/--feature-extractor/--lpips-net win.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for everything random (model z, bootstrap).")] = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -122,6 +145,8 @@ def run(
     """
     from inpaintbench.runner import CLASSICAL_MODELS, DEFAULT_METRICS, RunConfig, default_out_dir, evaluate_model
 
+    settings = _apply_preset(preset, metrics=tuple(_split(metrics)) or None, feature_extractor=feature_extractor,
+                             lpips_net=lpips_net)
     models = _split(model) or list(CLASSICAL_MODELS)
     model_kwargs: dict[str, Any] = {}
     for key, value in (("weights", weights), ("truncation_psi", truncation_psi), ("noise_mode", noise_mode),
@@ -135,8 +160,9 @@ def run(
             config = RunConfig(
                 model=name, model_kwargs=dict(model_kwargs), dataset=data, resolution=resolution,
                 resize_policy=resize_policy, alpha=alpha, masks=masks, seed=seed, batch_size=batch_size,
-                limit=limit, metrics=tuple(_split(metrics)) or DEFAULT_METRICS, feature_extractor=feature_extractor,
-                lpips_net=lpips_net, save_images=save_images, device=device,
+                limit=limit, metrics=settings["metrics"] or DEFAULT_METRICS,
+                feature_extractor=settings["feature_extractor"] or "inception-tf",
+                lpips_net=settings["lpips_net"] or "alex", save_images=save_images, device=device,
                 weights_dir=str(weights_dir) if weights_dir else None, offline=offline or None,
                 allow_unverified=allow_unverified_weights, require_metrics=tuple(_split([require_metrics or ""])),
             )

@@ -52,6 +52,23 @@ def test_missing_weights_degrade_and_require_fails(capsys, tmp_path, isolated_ho
     assert "lpips" in capsys.readouterr().err
 
 
+def test_preset_mat_selects_mat_conventions_and_explicit_flags_win(capsys, tmp_path, isolated_home):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    base = ["run", "--model", "telea", "--limit", "1", "--offline", "--weights-dir", str(empty), "--preset", "mat"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    manifest, _, summary = load_run(tmp_path / "a" / "telea")
+    assert list(manifest["config"]["metrics"]) == ["psnr", "ssim", "l1", "lpips", "fid", "p_ids", "u_ids"]
+    assert manifest["config"]["feature_extractor"] == "inception-stylegan2"
+    assert "inception-stylegan2" in summary["set_metrics"]["fid"]["reason"]
+    assert main([*base, "--metrics", "psnr", "--lpips-net", "vgg", "--out", str(tmp_path / "b")]) == 0
+    manifest, _, _ = load_run(tmp_path / "b" / "telea")
+    assert list(manifest["config"]["metrics"]) == ["psnr"] and manifest["config"]["lpips_net"] == "vgg"
+    capsys.readouterr()
+    assert main(["run", "--preset", "lama"]) == 2
+    assert "no `lama` preset" in capsys.readouterr().err
+
+
 def test_run_mat_from_a_safetensors_file_through_the_harness(capsys, tmp_path):
     from test_mat_fill import fill_module
 
