@@ -70,6 +70,7 @@ def test_all_columns_on_random_images(fast_metric_weights_dir: Path, no_network:
     ci = fidm.fid_bootstrap_ci(real, fake, n_boot=20, seed=1)
     assert (res["fid"].ci_low, res["fid"].ci_high) == (pytest.approx(ci.lo), pytest.approx(ci.hi))
     assert res["fid_inf"].value == pytest.approx(fidm.fid_infinity(real, fake, seed=1).fid_inf)
+    assert "indicative only" in res["fid_inf"].extra["warning"]  # extrapolated from N below the dimensions
     desc = json.loads(json.dumps(suite.describe(), default=str))
     assert desc["feature_extractor"]["extractor"] == "inception-stylegan2"
     assert desc["feature_extractor"]["weights"]["verified"] is True

@@ -456,6 +456,10 @@ class MetricSuite:
             res = fidm.fid_infinity(real, fake, seed=self.seed)
             extra.update(slope=float(res.slope), ns=list(res.ns), fids=list(res.fids), r2=float(res.r2),
                          subsample=res.subsample)
+            if min(res.ns) <= int(real.shape[1]):
+                extra["warning"] = (f"FID∞ extrapolated from subsets of {min(res.ns)}..{max(res.ns)} images, at or "
+                                    f"below the {int(real.shape[1])} feature dimensions, where FID does not follow "
+                                    "a + b/N closely: treat it as indicative only")
             return SetMetricResult(float(res.fid_inf), n=n, extra=extra)
         if name == "kid":
             from inpaintbench.metrics.kid import kernel_inception_distance
