@@ -120,6 +120,32 @@ def test_biharmonic_is_exactly_skimage():
         np.testing.assert_array_equal(out[i], np.clip(ref, 0, 1).astype(np.float32))
 
 
+@pytest.mark.parametrize("name", ["telea", "ns", "biharmonic"])
+def test_threaded_fill_equals_one_at_a_time(name):
+    images, holes = textured_batch(b=5, seed=4)
+    holes[3] = False  # identity and all-hole samples go through the pool too
+    holes[4] = True
+    serial = create_model(name, workers=1).inpaint(images, holes)
+    threaded = create_model(name, workers=3)
+    assert threaded._n_workers(5) == 3 and threaded._n_workers(2) == 2
+    np.testing.assert_array_equal(threaded.inpaint(images, holes), serial)
+    assert create_model(name).describe()["workers"] is None  # auto
+    with pytest.raises(InputError, match="workers"):
+        create_model(name, workers=0)
+
+
+def test_a_failing_sample_in_the_pool_raises_in_the_caller(monkeypatch):
+    m = create_model("telea", workers=2)
+
+    def boom(image, hole, sample_id):
+        raise RuntimeError("fill failed")
+
+    monkeypatch.setattr(m, "_fill", boom)
+    images, holes = textured_batch(b=2)
+    with pytest.raises(RuntimeError, match="fill failed"):
+        m.inpaint(images, holes)
+
+
 def test_describe_records_the_parameters():
     assert create_model("telea", radius=4).describe()["radius"] == 4.0
     d = create_model("ns").describe()

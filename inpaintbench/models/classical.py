@@ -13,6 +13,9 @@ Conventions shared by all of them (recorded by ``describe()``):
 * A sample with no hole is returned as is. A sample that is *all* hole has no information to
   propagate; it is filled with mid-grey 0.5 (OpenCV would return the undefined input pixels and
   biharmonic would fail).
+* ``workers``: samples of a batch are filled on that many threads (OpenCV and SciPy release the GIL);
+  ``None`` = the CPUs this process may use. Results do not depend on it (each sample is independent);
+  PatchMatch always runs one at a time because its library's seed is process-global.
 * Radius 3 for Telea/NS matches the timings and quality figures measured for this project
   (models-harness-facts §3.2); IOPaint's cv2 default is NS with radius 4. Both are kwargs.
 
@@ -26,6 +29,8 @@ functions", 2018 (scikit-image's implementation); Barnes et al., "PatchMatch", S
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -55,11 +60,21 @@ class ClassicalInpainter:
     native_resolution: int | None = None
     pad_multiple = 1
     value_range = (0.0, 1.0)
+    thread_safe = True  # may samples be filled concurrently?
+    workers: int | None = None
+
+    def _n_workers(self, batch: int) -> int:
+        if not self.thread_safe:
+            return 1
+        n = self.workers if self.workers is not None else len(os.sched_getaffinity(0)) \
+            if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, min(int(n), batch))
 
     def inpaint(self, images: np.ndarray, holes: np.ndarray, ids: list[str] | None = None) -> np.ndarray:
         check_batch(images, holes, ids)
         out = np.empty(images.shape, dtype=np.float32)
-        for b in range(images.shape[0]):
+
+        def fill_one(b: int) -> None:
             img, hole = images[b], holes[b]
             if not hole.any():
                 out[b] = img.astype(np.float32) / 255.0
@@ -67,20 +82,37 @@ class ClassicalInpainter:
                 out[b] = ALL_HOLE_FILL
             else:
                 out[b] = self._fill(np.ascontiguousarray(img), hole, None if ids is None else ids[b])
+
+        n = self._n_workers(images.shape[0])
+        if n == 1:
+            for b in range(images.shape[0]):
+                fill_one(b)
+        else:
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"inpaintbench-{self.name}") as pool:
+                list(pool.map(fill_one, range(images.shape[0])))  # list(): re-raise a worker's exception
         return out
+
+    @staticmethod
+    def _check_workers(workers: int | None) -> int | None:
+        if workers is not None and int(workers) < 1:
+            raise InputError(f"workers must be >= 1, got {workers}", "pass a positive integer, or omit it (auto)")
+        return None if workers is None else int(workers)
 
     def _fill(self, image: np.ndarray, hole: np.ndarray, sample_id: str | None) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "all_hole_fill": ALL_HOLE_FILL, "deterministic": True}
+        return {"name": self.name, "all_hole_fill": ALL_HOLE_FILL, "deterministic": True,
+                "workers": self.workers if self.thread_safe else 1}
 
 
 class OpenCVInpainter(ClassicalInpainter):
     """``cv2.inpaint`` with the Telea (fast marching) or Navier–Stokes method."""
 
-    def __init__(self, method: str = "telea", radius: float = 3.0):
+    def __init__(self, method: str = "telea", radius: float = 3.0, workers: int | None = None):
         import cv2
+
+        self.workers = self._check_workers(workers)
 
         flags = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
         if method not in flags:
@@ -110,8 +142,9 @@ class BiharmonicInpainter(ClassicalInpainter):
 
     name = "biharmonic"
 
-    def __init__(self, split_into_regions: bool = False):
+    def __init__(self, split_into_regions: bool = False, workers: int | None = None):
         self.split_into_regions = bool(split_into_regions)
+        self.workers = self._check_workers(workers)
 
     def _fill(self, image: np.ndarray, hole: np.ndarray, sample_id: str | None) -> np.ndarray:
         from skimage.restoration import inpaint_biharmonic
@@ -147,6 +180,7 @@ class PatchMatchInpainter(ClassicalInpainter):
     """PatchMatch fill from the optional ``pypatchmatch`` package, seeded per sample."""
 
     name = "patchmatch"
+    thread_safe = False  # the library's random seed is process-global
 
     def __init__(self, patch_size: int = 3, seed: int = 0):
         try:
@@ -181,16 +215,16 @@ class PatchMatchInpainter(ClassicalInpainter):
         return d
 
 
-def telea(radius: float = 3.0) -> OpenCVInpainter:
-    return OpenCVInpainter("telea", radius)
+def telea(radius: float = 3.0, workers: int | None = None) -> OpenCVInpainter:
+    return OpenCVInpainter("telea", radius, workers)
 
 
-def ns(radius: float = 3.0) -> OpenCVInpainter:
-    return OpenCVInpainter("ns", radius)
+def ns(radius: float = 3.0, workers: int | None = None) -> OpenCVInpainter:
+    return OpenCVInpainter("ns", radius, workers)
 
 
-def biharmonic(split_into_regions: bool = False) -> BiharmonicInpainter:
-    return BiharmonicInpainter(split_into_regions)
+def biharmonic(split_into_regions: bool = False, workers: int | None = None) -> BiharmonicInpainter:
+    return BiharmonicInpainter(split_into_regions, workers)
 
 
 def patchmatch(patch_size: int = 3, seed: int = 0) -> PatchMatchInpainter:
