@@ -88,3 +88,29 @@ def test_classical_adapter_overhead(benchmark, name):
         "ours_median_s": round(med_ours, 5), "reference_median_s": round(med_ref, 5),
         "ratio_ours_over_reference": round(med_ours / med_ref, 3),
     })
+
+
+@pytest.mark.parametrize("name", ["telea", "biharmonic"])
+def test_classical_batch_on_threads_vs_a_loop(benchmark, name):
+    """A batch of 8 filled on the CPUs' threads (workers=auto, the default) vs the library called in a
+    loop, as MAT/LaMa-style scripts do. Results are identical (tests/test_classical.py)."""
+    size = 64 if benchmark.disabled else 256
+    img, hole = _case(size)
+    images, holes = np.repeat(img[None], 8, 0), np.repeat(hole[None], 8, 0)
+    model = create_model(name)
+    ours = lambda: model.inpaint(images, holes)  # noqa: E731
+    one = _reference(name, img, hole)
+
+    def loop():
+        for _ in range(8):
+            one()
+
+    ours(), one()
+    t_ref, t_ours = _median_seconds(loop, 1 if benchmark.disabled else 3), \
+        _median_seconds(ours, 1 if benchmark.disabled else 3)
+    benchmark.pedantic(ours, rounds=1 if benchmark.disabled else 3, iterations=1)
+    benchmark.extra_info.update({"size": size, "batch": 8, "workers": model._n_workers(8),
+                                 "loop_s": round(t_ref, 4), "ours_s": round(t_ours, 4),
+                                 "speedup": round(t_ref / t_ours, 2)})
+    print(f"\n{name} batch 8 at {size}²: loop {t_ref:.3f} s, ours ({model._n_workers(8)} threads) "
+          f"{t_ours:.3f} s, {t_ref / t_ours:.2f}x")
