@@ -134,6 +134,14 @@ def test_threaded_fill_equals_one_at_a_time(name):
         create_model(name, workers=0)
 
 
+def test_auto_workers_follow_omp_num_threads(monkeypatch):
+    m = create_model("telea")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what torchrun sets for each rank
+    assert m._n_workers(8) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert m._n_workers(8) == 3 and m._n_workers(2) == 2
+
+
 def test_a_failing_sample_in_the_pool_raises_in_the_caller(monkeypatch):
     m = create_model("telea", workers=2)
 

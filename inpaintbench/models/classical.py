@@ -14,8 +14,8 @@ Conventions shared by all of them (recorded by ``describe()``):
   propagate; it is filled with mid-grey 0.5 (OpenCV would return the undefined input pixels and
   biharmonic would fail).
 * ``workers``: samples of a batch are filled on that many threads (OpenCV and SciPy release the GIL);
-  ``None`` = the CPUs this process may use. Results do not depend on it (each sample is independent);
-  PatchMatch always runs one at a time because its library's seed is process-global.
+  ``None`` = the CPUs this process may use (or ``OMP_NUM_THREADS``). Results do not depend on it (each
+  sample is independent); PatchMatch always runs one at a time (its library's seed is process-global).
 * Radius 3 for Telea/NS matches the timings and quality figures measured for this project
   (models-harness-facts §3.2); IOPaint's cv2 default is NS with radius 4. Both are kwargs.
 
@@ -53,6 +53,15 @@ def check_batch(images: np.ndarray, holes: np.ndarray, ids: list[str] | None) ->
         raise ValueError(f"got {len(ids)} ids for {images.shape[0]} images")
 
 
+def _default_workers() -> int:
+    """The CPUs this process may use, or ``OMP_NUM_THREADS`` when set (torchrun sets it to 1 per process,
+    so K ranks on K cores do not oversubscribe)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class ClassicalInpainter:
     """Shared batching and edge cases; subclasses implement ``_fill(image_u8, hole_bool, seed)``."""
 
@@ -66,8 +75,7 @@ class ClassicalInpainter:
     def _n_workers(self, batch: int) -> int:
         if not self.thread_safe:
             return 1
-        n = self.workers if self.workers is not None else len(os.sched_getaffinity(0)) \
-            if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        n = self.workers if self.workers is not None else _default_workers()
         return max(1, min(int(n), batch))
 
     def inpaint(self, images: np.ndarray, holes: np.ndarray, ids: list[str] | None = None) -> np.ndarray:
