@@ -36,12 +36,14 @@ from inpaintbench.distributed import DistContext  # noqa: E402
 from inpaintbench.train.loop import Trainer, _TickStats  # noqa: E402
 
 
-def _trainer(tmp_path: Path, resolution: int, batch: int, config: str, weights_dir: Path) -> Trainer:
+def _trainer(tmp_path: Path, resolution: int, batch: int, config: str, weights_dir: Path,
+             impl: str = "fast") -> Trainer:
     data = tmp_path / "data"
-    write_images(data, max(batch, 4), size=resolution)
-    cfg = tiny_config(data, tmp_path / "run", resolution=resolution, masks=f"mat-large-{resolution}", batch=batch,
-                      mbstd_group=min(batch, 8), config=config, pcp_ratio=0.1, d_reg_interval=16,
-                      weights_dir=str(weights_dir), offline=True)
+    if not data.is_dir():
+        write_images(data, max(batch, 4), size=resolution)
+    cfg = tiny_config(data, tmp_path / f"run-{impl}", resolution=resolution, masks=f"mat-large-{resolution}",
+                      batch=batch, mbstd_group=min(batch, 8), config=config, pcp_ratio=0.1, d_reg_interval=16,
+                      weights_dir=str(weights_dir), offline=True, impl=impl)
     cfg.validate()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -124,6 +126,40 @@ def test_train_step_tiny(benchmark, tmp_path, vgg19_weights_dir, protocol_128): 
     else:
         tr = _trainer(tmp_path, 256, 8, "tiny", vgg19_weights_dir)
         _compare(benchmark, tr, 2)
+
+
+def test_train_step_fast_vs_reference_layer_path(benchmark, tmp_path, vgg19_weights_dir, protocol_128):  # noqa: ANN001, ANN201, F811
+    """The trainer's default MAT layer path (``impl="fast"``) against the official operation order, the
+    same Trainer.step otherwise (tiny MAT at 256 px, batch 4; 128 px batch 2 under --benchmark-disable)."""
+    res, batch, steps = (128, 2, 1) if benchmark.disabled else (256, 4, 3)
+    before = torch.get_num_threads()
+    if benchmark.disabled:
+        torch.set_num_threads(1)
+    try:
+        times = {}
+        for impl in ("reference", "fast"):
+            tr = _trainer(tmp_path, res, batch, "tiny", vgg19_weights_dir, impl=impl)
+            stats = _TickStats()
+            tr.step(stats)  # warm-up, iteration 0 (with R1)
+
+            def run(tr: Trainer = tr, stats: _TickStats = stats) -> None:
+                for _ in range(steps):
+                    tr.step(stats)
+
+            t0 = time.perf_counter()
+            if impl == "fast":
+                benchmark.pedantic(run, rounds=1, iterations=1)
+            else:
+                run()
+            times[impl] = (time.perf_counter() - t0) / steps
+            assert all(v == v for v in stats.reduce(DistContext(0, 1, 0)).values())
+    finally:
+        torch.set_num_threads(before)
+    benchmark.extra_info.update({"resolution": res, "batch": batch, "reference_s_per_it": round(times["reference"], 3),
+                                 "fast_s_per_it": round(times["fast"], 3),
+                                 "speedup": round(times["reference"] / times["fast"], 3)})
+    print(f"\ntiny MAT-{res} batch {batch}: reference path {times['reference']:.2f} s/it, fast path "
+          f"{times['fast']:.2f} s/it, {times['reference'] / times['fast']:.2f}x")
 
 
 @pytest.mark.slow

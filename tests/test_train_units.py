@@ -71,6 +71,17 @@ def test_resume_keeps_the_trajectory_settings() -> None:
         merge_for_resume(stored, {"lr": 0.002})
 
 
+def test_layer_path_defaults_to_fast_and_old_runs_resume_on_reference() -> None:
+    assert TrainConfig(data="d", out="o").impl == "fast"
+    with pytest.raises(InputError, match="--impl"):
+        TrainConfig(data="d", out="o", impl="winograd").validate()  # inference-only path
+    old = TrainConfig(data="d", out="o").to_dict()
+    del old["impl"]  # a run stored before the option existed
+    assert TrainConfig.from_dict(old).impl == "reference"
+    with pytest.raises(InputError, match="impl"):
+        merge_for_resume(TrainConfig.from_dict(old), {"impl": "fast"})
+
+
 # ----------------------------------------------------------------------------------------- ADA
 
 

@@ -94,6 +94,8 @@ def train_cmd(
     keep_snapshots: Annotated[int | None, typer.Option(help="Keep the newest N snapshots (+ best); 0 = "
                                                                "all.")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 (default) or bf16 (autocast, GPU).")] = None,
+    impl: Annotated[str | None, typer.Option(help="MAT layer path: fast (default) or reference (the official "
+                                                  "operation order).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of every draw (0).")] = None,
     mirror: Annotated[bool | None, typer.Option("--xflip/--no-xflip", help="Random x-flips (on).")] = None,
     name: Annotated[str | None, typer.Option(help="Register the result under this model id at the "
@@ -121,8 +123,8 @@ def train_cmd(
         "val_metrics": tuple(m.strip() for m in val_metrics.split(",") if m.strip()) if val_metrics else None,
         "val_limit": val_limit, "val_feature_extractor": val_feature_extractor, "best_metric": best_metric,
         "tick_kimg": tick, "snap": snap, "keep_snapshots": keep_snapshots, "precision": precision, "seed": seed,
-        "xflip": mirror, "name": name, "device": device, "weights_dir": str(weights_dir) if weights_dir else None,
-        "offline": offline,
+        "impl": impl, "xflip": mirror, "name": name, "device": device,
+        "weights_dir": str(weights_dir) if weights_dir else None, "offline": offline,
         "allow_unverified": allow_unverified_weights,
     }
     if resume is not None:

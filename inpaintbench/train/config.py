@@ -31,6 +31,7 @@ RECIPES = ("mat-official", "corrected")
 NETWORK_CONFIGS = ("full", "tiny")
 AUGMENTS = ("none", "ada")
 PRECISIONS = ("fp32", "bf16")
+TRAIN_IMPLS = ("fast", "reference")
 VALIDATION_METRICS = ("psnr", "ssim", "l1", "lpips", "fid")
 
 # Fields that may differ between an interrupted run and its resumption without changing the
@@ -71,6 +72,9 @@ class TrainConfig:
         pcp_ratio, truncation (training-time psi), style_mix (probability), r1_gamma,
         d_reg_interval, g_reg_interval (lazy-regularization bookkeeping), ema_kimg, ema_rampup,
         augment / ada_target / ada_kimg / ada_interval, precision, seed.
+        impl: MAT layer path for G and D: ``fast`` (channels-last, fused resampling, SDPA attention; same
+            function and gradients as ``reference`` up to float rounding, tests/test_mat_layers.py) or
+            ``reference`` (the official operation order).
     Bookkeeping:
         tick_kimg (kimg per progress tick, official 4), snap (snapshot + validation every N ticks),
         best_metric, keep_snapshots (0 = keep all), name (register the result under this model id),
@@ -112,6 +116,7 @@ class TrainConfig:
     snap: int = 1
     keep_snapshots: int = 0
     precision: str = "fp32"
+    impl: str = "fast"
     seed: int = 0
     name: str | None = None
     device: str = "auto"
@@ -135,6 +140,7 @@ class TrainConfig:
         checks = [
             ("--recipe", self.recipe, RECIPES), ("--config", self.config or "full", (*NETWORK_CONFIGS, "custom")),
             ("--augment", self.augment, AUGMENTS), ("--precision", self.precision, PRECISIONS),
+            ("--impl", self.impl, TRAIN_IMPLS),
         ]
         for option, value, allowed in checks:
             if value not in allowed:
@@ -219,6 +225,7 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
+        values.setdefault("impl", "reference")  # runs stored before the option existed trained on that path
         if "val_metrics" in values:
             values["val_metrics"] = tuple(values["val_metrics"])
         return cls(**values)

@@ -191,10 +191,9 @@ class Trainer:
         from inpaintbench.models.mat import set_impl
 
         for net in (self.G, self.D):
-            # The "fast" layer path uses in-place activations that autograd cannot differentiate through;
-            # the reference path computes the same function (up to float rounding) and supports the
-            # double backward of R1.
-            set_impl(net, "reference")
+            # Both paths compute the same function; the fast path switches its in-place updates off
+            # wherever autograd tracks a tensor, so gradients and R1's double backward go through it.
+            set_impl(net, config.impl)
             net.to(device).train().requires_grad_(False)
         self.G_ema = self.G_ema.to(device).eval().requires_grad_(False) if ctx.is_main else None
 

@@ -95,7 +95,18 @@ def _inplace_ok(y: torch.Tensor) -> bool:
 
 
 def _lrelu_inplace(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu_(x, ops.LRELU_SLOPE)
+    """Leaky ReLU, in place on a fresh intermediate; out of place when autograd tracks ``x`` (training)."""
+    return F.leaky_relu_(x, ops.LRELU_SLOPE) if _inplace_ok(x) else F.leaky_relu(x, ops.LRELU_SLOPE)
+
+
+def _iadd(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``y + t``, in place when safe (see :func:`_inplace_ok`)."""
+    return y.add_(t) if _inplace_ok(y) else y + t
+
+
+def _imul(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``y * t``, in place when safe (see :func:`_inplace_ok`)."""
+    return y.mul_(t) if _inplace_ok(y) else y * t
 
 
 class FullyConnectedLayer(MATModule):
@@ -202,7 +213,7 @@ class Conv2dLayer(MATModule):
         else:  # up == 2: transposed conv with the flipped kernel, then the FIR low-pass (gain 4)
             y = ops.fir_filter(F.conv_transpose2d(x, w, stride=2), f, pad=1, gain=4.0)
             if b is not None:
-                y = y.add_(b.view(1, -1, 1, 1))
+                y = _iadd(y, b.view(1, -1, 1, 1))
         if self.activation == "lrelu":
             y = _lrelu_inplace(y)
         return y
@@ -270,7 +281,7 @@ class ModulatedConv2d(MATModule):
             return outs[0] if b == 1 else torch.cat(outs)
         # a batch: scale the input channels, share the kernel, scale the output channels
         y = self._conv(x * s.view(b, -1, 1, 1).to(x.dtype), w)
-        return y if d is None else y.mul_(d.view(b, -1, 1, 1).to(y.dtype))
+        return y if d is None else _imul(y, d.view(b, -1, 1, 1).to(y.dtype))
 
     def _conv(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if self.up == 1:
@@ -329,9 +340,9 @@ class StyleConv(MATModule):
         y = self.conv(x, style, gain=g)
         noise = _noise_tensor(y, noise_mode, self.noise_const, generator) if self.use_noise else None
         if noise is not None:
-            y = y.add_(noise.to(y.dtype) * (self.noise_strength * g).to(y.dtype))
+            y = _iadd(y, noise.to(y.dtype) * (self.noise_strength * g).to(y.dtype))
         bias = self.derived("b", lambda: self.bias * g, self.bias)
-        y = y.add_(bias.view(1, -1, 1, 1).to(y.dtype))
+        y = _iadd(y, bias.view(1, -1, 1, 1).to(y.dtype))
         return _lrelu_inplace(y)
 
 
@@ -348,7 +359,7 @@ class ToRGB(MATModule):
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         y = self.conv(x, style)
         if self.fast:
-            y = y.add_(self.bias.view(1, -1, 1, 1).to(y.dtype))
+            y = _iadd(y, self.bias.view(1, -1, 1, 1).to(y.dtype))
         else:
             y = ops.bias_act(y, self.bias, "linear")
         if skip is not None:
