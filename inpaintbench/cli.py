@@ -209,13 +209,20 @@ def score(
                                                   help="Paste the ground truth's known pixels into the "
                                                        "predictions before scoring.")] = False,
     metrics: Annotated[list[str] | None, typer.Option(help="Metrics to compute (default: all).")] = None,
+    require_metrics: Annotated[str | None, typer.Option(
+        help="Comma-separated metrics that must be available (e.g. lpips,fid); otherwise fail.")] = None,
+    feature_extractor: Annotated[str | None, typer.Option(help="inception-tf (torch-fidelity, default) or "
+                                                               "inception-stylegan2 (MAT-exact).")] = None,
+    lpips_net: Annotated[str | None, typer.Option(help="LPIPS trunk: alex (MAT, default) or vgg (LaMa).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Paper conventions, as for `run` (`mat`).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resamples and KID subsets.")] = 0,
     alpha: Annotated[str, typer.Option(help="RGBA inputs: refuse, or composite-white.")] = "refuse",
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    device: Annotated[str, typer.Option()] = "auto",
-    limit: Annotated[int | None, typer.Option(min=1)] = None,
-    weights_dir: Annotated[Path | None, typer.Option()] = None,
-    offline: Annotated[bool, typer.Option()] = False,
-    overwrite: Annotated[bool, typer.Option()] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N files (marked not comparable).")] = None,
+    weights_dir: Annotated[Path | None, typer.Option(help="Where weight files live.")] = None,
+    offline: Annotated[bool, typer.Option(help="Never touch the network; missing weights are reported.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing results directory.")] = False,
 ) -> None:
     """Score predictions made by any tool: files are paired by relative path, never by sort order."""
     from inpaintbench.runner import DEFAULT_METRICS, RunConfig
@@ -223,9 +230,14 @@ def score(
 
     if hole_value not in (0, 255):
         raise typer.BadParameter("must be 0 or 255", param_hint="--hole-value")
-    config = RunConfig(model=name, metrics=tuple(_split(metrics)) or DEFAULT_METRICS, batch_size=batch_size,
+    settings = _apply_preset(preset, metrics=tuple(_split(metrics)) or None, feature_extractor=feature_extractor,
+                             lpips_net=lpips_net)
+    config = RunConfig(model=name, metrics=settings["metrics"] or DEFAULT_METRICS, batch_size=batch_size,
                        device=device, limit=limit, weights_dir=str(weights_dir) if weights_dir else None,
-                       offline=offline or None)
+                       offline=offline or None, seed=seed,
+                       feature_extractor=settings["feature_extractor"] or "inception-tf",
+                       lpips_net=settings["lpips_net"] or "alex",
+                       require_metrics=tuple(_split([require_metrics or ""])))
     target = out or Path("results/runs/score") / name
     with make_progress() as progress:
         outcome = score_folders(pred, gt, masks, hole_value, target, config=config,

@@ -158,6 +158,23 @@ def test_score_pairs_by_relative_path(capsys, tmp_path):
     assert summary["n_ok"] == 4
 
 
+def test_score_takes_the_metric_variants_and_the_mat_preset(capsys, tmp_path, isolated_home):
+    _write_set(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    common = ["score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--masks",
+              str(tmp_path / "masks"), "--hole-value", "255", "--offline", "--weights-dir", str(empty)]
+    code, text = _run(capsys, *common, "--preset", "mat", "--seed", "5", "--out", str(tmp_path / "a"))
+    assert code == 0, text
+    manifest, _, summary = load_run(tmp_path / "a")
+    assert manifest["config"]["feature_extractor"] == "inception-stylegan2" and manifest["config"]["seed"] == 5
+    assert list(manifest["config"]["metrics"]) == ["psnr", "ssim", "l1", "lpips", "fid", "p_ids", "u_ids"]
+    assert summary["set_metrics"]["fid"]["status"] == "unavailable"
+    code, text = _run(capsys, *common, "--metrics", "psnr,lpips", "--lpips-net", "vgg", "--require-metrics",
+                      "lpips", "--out", str(tmp_path / "b"))
+    assert code == 1 and "lpips" in text
+
+
 def test_score_refuses_missing_and_duplicate_stems(capsys, tmp_path):
     _write_set(tmp_path)
     (tmp_path / "pred" / "img0.png").unlink()
