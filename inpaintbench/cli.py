@@ -78,9 +78,10 @@ def _apply_preset(preset: str | None, **explicit: Any) -> dict[str, Any]:
     if preset is None:
         return explicit
     if preset not in PRESETS:
-        raise typer.BadParameter(f"unknown preset {preset!r}; known: {', '.join(PRESETS)} (LaMa's evaluation "
-                                 "uses a zero-padded SSIM and pytorch-fid's torch resize, which inpaintbench does "
-                                 "not reproduce, so there is no `lama` preset)", param_hint="--preset")
+        raise typer.BadParameter(f"unknown preset {preset!r}; known: {', '.join(PRESETS)} (LaMa's FID uses "
+                                 "pytorch-fid's torch-bilinear resize, which inpaintbench does not reproduce, so "
+                                 "there is no `lama` preset; its SSIM is available as --metrics ssim_lama and its "
+                                 "LPIPS as lpips_vgg)", param_hint="--preset")
     return {k: (v if v is not None else PRESETS[preset].get(k)) for k, v in explicit.items()}
 
 

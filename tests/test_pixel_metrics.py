@@ -20,6 +20,7 @@ from inpaintbench.metrics.pixel import (
     pixel_metrics,
     psnr,
     ssim,
+    ssim_lama,
 )
 
 TOL = 1e-6  # absolute, the parity target; observed differences are ~1e-14
@@ -207,6 +208,34 @@ def test_torchmetrics_ssim_differs_by_its_padded_border(pairs):
     assert np.max(np.abs(theirs.numpy() - ours)) > 1e-3  # a real, visible difference
     cropped = full[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)).numpy()
     np.testing.assert_allclose(cropped, ours, rtol=0, atol=1e-6)
+
+
+def lama_ssim_restated(a: np.ndarray, b: np.ndarray) -> float:
+    """LaMa's SSIM (pytorch-ssim style, metrics-facts §2) in float64 NumPy/OpenCV: [0,1] values,
+    C1=0.01², C2=0.03², 11×11 Gaussian σ=1.5 per channel with zero padding (BORDER_CONSTANT), no crop."""
+    x, y = a.astype(np.float64) / 255, b.astype(np.float64) / 255
+    g = cv2.getGaussianKernel(11, 1.5)
+    k = g @ g.T
+
+    def blur(z):
+        return cv2.filter2D(z, -1, k, borderType=cv2.BORDER_CONSTANT)
+
+    mu1, mu2 = blur(x), blur(y)
+    s11, s22, s12 = blur(x * x) - mu1**2, blur(y * y) - mu2**2, blur(x * y) - mu1 * mu2
+    c1, c2 = 0.01**2, 0.03**2
+    m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s11 + s22 + c2))
+    return float(m.mean())
+
+
+def test_lama_ssim_parity_and_its_difference_from_mat(pairs):
+    pred, gt, _ = pairs
+    ours = ssim_lama(t(pred), t(gt)).numpy()
+    ref = np.array(each(lama_ssim_restated, pred, gt))
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=TOL)
+    assert np.max(np.abs(ours - ssim(t(pred), t(gt)).numpy())) > 1e-3  # the zero border is visible
+    same = ssim_lama(t(gt), t(gt)).numpy()
+    np.testing.assert_allclose(same, 1.0, rtol=0, atol=1e-12)
+    assert ssim_lama(t(pred[:0]), t(gt[:0])).shape == (0,)
 
 
 def test_torchmetrics_psnr_default_pools_the_batch(pairs):

@@ -113,3 +113,13 @@ def test_options_a_model_cannot_use_are_dropped_for_it_with_a_warning(capsys, tm
     assert code == 0, capsys.readouterr().err
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert load_run(run_dir)[2]["n_ok"] == 1
+
+
+def test_opt_in_lama_ssim_column(capsys, tmp_path):
+    code = main(["run", "--model", "telea", "--limit", "2", "--metrics", "ssim,ssim_lama", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    manifest, rows, summary = load_run(tmp_path / "telea")
+    assert rows["ssim_lama"].between(0, 1).all() and (rows["ssim_lama"] != rows["ssim"]).all()
+    assert "ssim_lama" in summary["metrics"] and "SSIM (LaMa)" in out
+    assert "zero padding" in manifest["metrics"]["variants"]["ssim_lama"]

@@ -23,6 +23,7 @@ METRICS: dict[str, MetricInfo] = {
     for m in [
         MetricInfo("psnr", True, True, "PSNR", "dB on uint8 RGB, whole image (MAT convention)"),
         MetricInfo("ssim", True, True, "SSIM", "11x11 Gaussian sigma 1.5, valid windows, RGB mean (MAT)"),
+        MetricInfo("ssim_lama", True, True, "SSIM (LaMa)", "LaMa's SSIM: [0,1], zero-padded borders, no crop"),
         MetricInfo("l1", False, True, "L1", "mean absolute error on [0,1], whole image"),
         MetricInfo("psnr_hole", True, True, "PSNR (hole)", "PSNR over hole pixels only"),
         MetricInfo("l1_hole", False, True, "L1 (hole)", "mean absolute error on [0,1] over hole pixels only"),

@@ -49,12 +49,15 @@ from inpaintbench.metrics.lpips import LPIPSMetric, as_uint8_tensor
 PIXEL_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole")
 LPIPS_METRICS = ("lpips", "lpips_vgg")
 SET_METRICS = ("fid", "fid_inf", "kid", "p_ids", "u_ids")
-KNOWN_METRICS = PIXEL_METRICS + LPIPS_METRICS + SET_METRICS
+#: per-image pixel metrics computed only when asked for (other papers' conventions)
+EXTRA_PIXEL_METRICS = ("ssim_lama",)
+KNOWN_METRICS = PIXEL_METRICS + EXTRA_PIXEL_METRICS + LPIPS_METRICS + SET_METRICS
 DEFAULT_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole", "lpips", "fid", "kid", "p_ids", "u_ids")
 
 VARIANTS = {
     "psnr": "psnr-rgb-u8: 20·log10(255/√MSE) per image on uint8 RGB (MAT)",
     "ssim": "ssim-rgb-g11: 11×11 Gaussian σ=1.5, valid windows, RGB mean, 0..255 (MAT)",
+    "ssim_lama": "ssim-rgb-g11-zeropad: 11×11 Gaussian σ=1.5, zero padding 5, no crop, [0,1] (LaMa)",
     "l1": "l1-rgb: mean |a-b| on [0,1], whole image (MAT)",
     "psnr_hole": "psnr over hole pixels only",
     "l1_hole": "l1 over hole pixels only",
@@ -178,7 +181,7 @@ class MetricSuite:
         wkw = {"weights_dir": weights_dir, "offline": offline, "allow_unverified": allow_unverified}
 
         for name in self.metrics:
-            if name in PIXEL_METRICS:
+            if name in PIXEL_METRICS + EXTRA_PIXEL_METRICS:
                 self._status[name] = "ok"
 
         # LPIPS nets: one model per distinct trunk.
@@ -240,7 +243,8 @@ class MetricSuite:
     @property
     def per_image_metrics(self) -> list[str]:
         """The per-image columns :meth:`update` returns (available ones only)."""
-        return [m for m in self.metrics if m in PIXEL_METRICS + LPIPS_METRICS and self._status[m] == "ok"]
+        return [m for m in self.metrics
+                if m in PIXEL_METRICS + EXTRA_PIXEL_METRICS + LPIPS_METRICS and self._status[m] == "ok"]
 
     @property
     def needs_features(self) -> bool:
@@ -297,6 +301,10 @@ class MetricSuite:
             values = pixel_metrics(p, g, h)
             for m in pix:
                 per_image[m] = values[m].detach().to("cpu", torch.float64).numpy()
+        if "ssim_lama" in self.metrics:
+            from inpaintbench.metrics.pixel import ssim_lama
+
+            per_image["ssim_lama"] = ssim_lama(p, g).to("cpu", torch.float64).numpy()
 
         if self._lpips:
             x = p.permute(0, 3, 1, 2).float() / 127.5 - 1.0
