@@ -303,7 +303,7 @@ def datasets_cmd() -> None:
 
 @app.command("env")
 def env_cmd() -> None:
-    """Versions, device and cache paths (paste this into bug reports)."""
+    """Versions, device, cache paths and which weight files are present (paste this into bug reports)."""
     from inpaintbench.env_info import device_description, home_dir, package_versions, resolve_device
 
     table = Table(title="inpaintbench environment", show_header=False)
@@ -314,6 +314,17 @@ def env_cmd() -> None:
     table.add_row("INPAINTBENCH_HOME", str(home_dir()))
     table.add_row("weights cache", str(home_dir() / "weights"))
     table.add_row("masks cache", str(home_dir() / "masks"))
+    import inpaintbench.models  # noqa: F401  (registers the MAT checkpoints' weight ids)
+    from inpaintbench.weights import list_weights, recorded_sha256, weights_status
+
+    for spec in list_weights():
+        status = weights_status(spec.id)
+        if status["found"]:
+            digest = recorded_sha256(status["found"])
+            state = f"{status['found']} (sha256 {digest[:12] + '…' if digest else 'not checked yet'})"
+        else:
+            state = "missing"
+        table.add_row(f"weights {spec.id}", state)
     console.print(table)
 
 

@@ -208,6 +208,20 @@ def cached_sha256(path: str | os.PathLike[str], rehash: bool = False) -> str:
     return digest
 
 
+def recorded_sha256(path: str | os.PathLike[str]) -> str | None:
+    """The sha256 recorded for ``path`` by an earlier check, if the file is unchanged since; never hashes
+    (for listings such as ``inpaintbench env`` that must stay instant)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    side = _read_sidecar(p)
+    if side.get("size") == st.st_size and side.get("mtime_ns") == st.st_mtime_ns and side.get("sha256"):
+        return str(side["sha256"])
+    return None
+
+
 # --------------------------------------------------------------------------- verification
 
 

@@ -219,3 +219,22 @@ def test_models_lists_and_offers_register(capsys):
     assert code == 0 and "RUN_DIR" in text.upper()
     code, text = _run(capsys, "models", "register", "x", "/nonexistent/run")
     assert code == 1 and "Traceback" not in text
+
+
+def test_env_lists_weight_files_with_recorded_hashes(capsys, isolated_home):
+    from inpaintbench import weights as W
+
+    code, text = _run(capsys, "env")
+    assert code == 0 and "INPAINTBENCH_HOME" in text
+    assert "inception-tf" in text and "mat-celebahq-256" in text and "missing" in text
+    path = W.expected_path("inception-tf")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not really inception")
+    code, text = _run(capsys, "env")
+    assert "not checked yet" in text  # env never hashes a file itself
+    digest = W.cached_sha256(path)
+    assert W.recorded_sha256(path) == digest
+    code, text = _run(capsys, "env")
+    assert digest[:12] in text
+    path.write_bytes(b"changed")  # a changed file has no recorded hash any more
+    assert W.recorded_sha256(path) is None
