@@ -85,6 +85,29 @@ def _apply_preset(preset: str | None, **explicit: Any) -> dict[str, Any]:
     return {k: (v if v is not None else PRESETS[preset].get(k)) for k, v in explicit.items()}
 
 
+# Metric options shared by `run` and `score`.
+MetricsOpt = Annotated[list[str] | None, typer.Option(help="Metrics to compute (default: all).")]
+RequireMetricsOpt = Annotated[str | None, typer.Option(
+    help="Comma-separated metrics that must be available (e.g. lpips,fid); otherwise fail.")]
+ExtractorOpt = Annotated[str | None, typer.Option(help="inception-tf (torch-fidelity, default) or "
+                                                       "inception-stylegan2 (MAT-exact).")]
+LpipsNetOpt = Annotated[str | None, typer.Option(help="LPIPS trunk: alex (MAT, default) or vgg (LaMa).")]
+PresetOpt = Annotated[str | None, typer.Option(
+    help="Paper conventions: `mat` = MAT's evaluation (NVIDIA TorchScript Inception, LPIPS-alex; PSNR, "
+    "SSIM, L1, LPIPS, FID, P-IDS, U-IDS). Explicit --metrics/--feature-extractor/--lpips-net win.")]
+
+
+def _metric_settings(preset: str | None, metrics: list[str] | None, feature_extractor: str | None,
+                     lpips_net: str | None, require_metrics: str | None) -> dict[str, Any]:
+    """RunConfig keyword arguments for the metric options: explicit values, else the preset's; what
+    neither sets is left out so that RunConfig's defaults apply."""
+    settings = _apply_preset(preset, metrics=tuple(_split(metrics)) or None,
+                             feature_extractor=feature_extractor, lpips_net=lpips_net)
+    out = {k: v for k, v in settings.items() if v is not None}
+    out["require_metrics"] = tuple(_split([require_metrics or ""]))
+    return out
+
+
 def make_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
@@ -115,15 +138,11 @@ def run(
     model_option: Annotated[list[str] | None, typer.Option(
         "--model-option", "-O", help="Extra model setting KEY=VALUE, repeatable; e.g. for MAT "
         "resize_policy=pad|resize|error, impl=fast|winograd|reference, micro_batch=2.")] = None,
-    metrics: Annotated[list[str] | None, typer.Option(help="Metrics to compute (default: all).")] = None,
-    require_metrics: Annotated[str | None, typer.Option(
-        help="Comma-separated metrics that must be available (e.g. lpips,fid); otherwise fail.")] = None,
-    feature_extractor: Annotated[str | None, typer.Option(help="inception-tf (torch-fidelity, default) or "
-                                                               "inception-stylegan2 (MAT-exact).")] = None,
-    lpips_net: Annotated[str | None, typer.Option(help="LPIPS trunk: alex (MAT, default) or vgg (LaMa).")] = None,
-    preset: Annotated[str | None, typer.Option(
-        help="Paper conventions: `mat` = MAT's evaluation (NVIDIA TorchScript Inception, LPIPS-alex; PSNR, "
-        "SSIM, L1, LPIPS, FID, P-IDS, U-IDS). Explicit --metrics/--feature-extractor/--lpips-net win.")] = None,
+    metrics: MetricsOpt = None,
+    require_metrics: RequireMetricsOpt = None,
+    feature_extractor: ExtractorOpt = None,
+    lpips_net: LpipsNetOpt = None,
+    preset: PresetOpt = None,
     seed: Annotated[int, typer.Option(help="Seed for everything random (model z, bootstrap).")] = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -144,10 +163,9 @@ def run(
     A killed run resumes when the same command is run again. Under `torchrun --nproc_per_node=K` the
     data is sharded across processes and the results are identical to a single process.
     """
-    from inpaintbench.runner import CLASSICAL_MODELS, DEFAULT_METRICS, RunConfig, default_out_dir, evaluate_model
+    from inpaintbench.runner import CLASSICAL_MODELS, RunConfig, default_out_dir, evaluate_model
 
-    settings = _apply_preset(preset, metrics=tuple(_split(metrics)) or None, feature_extractor=feature_extractor,
-                             lpips_net=lpips_net)
+    metric_settings = _metric_settings(preset, metrics, feature_extractor, lpips_net, require_metrics)
     models = _split(model) or list(CLASSICAL_MODELS)
     model_kwargs: dict[str, Any] = {}
     for key, value in (("weights", weights), ("truncation_psi", truncation_psi), ("noise_mode", noise_mode),
@@ -161,11 +179,9 @@ def run(
             config = RunConfig(
                 model=name, model_kwargs=dict(model_kwargs), dataset=data, resolution=resolution,
                 resize_policy=resize_policy, alpha=alpha, masks=masks, seed=seed, batch_size=batch_size,
-                limit=limit, metrics=settings["metrics"] or DEFAULT_METRICS,
-                feature_extractor=settings["feature_extractor"] or "inception-tf",
-                lpips_net=settings["lpips_net"] or "alex", save_images=save_images, device=device,
+                limit=limit, save_images=save_images, device=device,
                 weights_dir=str(weights_dir) if weights_dir else None, offline=offline or None,
-                allow_unverified=allow_unverified_weights, require_metrics=tuple(_split([require_metrics or ""])),
+                allow_unverified=allow_unverified_weights, **metric_settings,
             )
             target = (out / default_out_dir(config).name) if out else default_out_dir(config)
             outcome = evaluate_model(config, target, progress=progress, overwrite=overwrite, argv=sys.argv)
@@ -209,13 +225,11 @@ def score(
     composite_known: Annotated[bool, typer.Option("--composite/--no-composite",
                                                   help="Paste the ground truth's known pixels into the "
                                                        "predictions before scoring.")] = False,
-    metrics: Annotated[list[str] | None, typer.Option(help="Metrics to compute (default: all).")] = None,
-    require_metrics: Annotated[str | None, typer.Option(
-        help="Comma-separated metrics that must be available (e.g. lpips,fid); otherwise fail.")] = None,
-    feature_extractor: Annotated[str | None, typer.Option(help="inception-tf (torch-fidelity, default) or "
-                                                               "inception-stylegan2 (MAT-exact).")] = None,
-    lpips_net: Annotated[str | None, typer.Option(help="LPIPS trunk: alex (MAT, default) or vgg (LaMa).")] = None,
-    preset: Annotated[str | None, typer.Option(help="Paper conventions, as for `run` (`mat`).")] = None,
+    metrics: MetricsOpt = None,
+    require_metrics: RequireMetricsOpt = None,
+    feature_extractor: ExtractorOpt = None,
+    lpips_net: LpipsNetOpt = None,
+    preset: PresetOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resamples and KID subsets.")] = 0,
     alpha: Annotated[str, typer.Option(help="RGBA inputs: refuse, or composite-white.")] = "refuse",
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -226,19 +240,14 @@ def score(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing results directory.")] = False,
 ) -> None:
     """Score predictions made by any tool: files are paired by relative path, never by sort order."""
-    from inpaintbench.runner import DEFAULT_METRICS, RunConfig
+    from inpaintbench.runner import RunConfig
     from inpaintbench.scoring import score_folders
 
     if hole_value not in (0, 255):
         raise typer.BadParameter("must be 0 or 255", param_hint="--hole-value")
-    settings = _apply_preset(preset, metrics=tuple(_split(metrics)) or None, feature_extractor=feature_extractor,
-                             lpips_net=lpips_net)
-    config = RunConfig(model=name, metrics=settings["metrics"] or DEFAULT_METRICS, batch_size=batch_size,
-                       device=device, limit=limit, weights_dir=str(weights_dir) if weights_dir else None,
-                       offline=offline or None, seed=seed,
-                       feature_extractor=settings["feature_extractor"] or "inception-tf",
-                       lpips_net=settings["lpips_net"] or "alex",
-                       require_metrics=tuple(_split([require_metrics or ""])))
+    config = RunConfig(model=name, batch_size=batch_size, device=device, limit=limit,
+                       weights_dir=str(weights_dir) if weights_dir else None, offline=offline or None, seed=seed,
+                       **_metric_settings(preset, metrics, feature_extractor, lpips_net, require_metrics))
     target = out or Path("results/runs/score") / name
     with make_progress() as progress:
         outcome = score_folders(pred, gt, masks, hole_value, target, config=config,
@@ -362,7 +371,6 @@ def main(argv: list[str] | None = None) -> int:
     Usage errors are reported by typer itself (exit code 2).
     """
     warnings.simplefilter("default")
-    default_format = warnings.formatwarning
     warnings.formatwarning = _format_warning
     try:
         app(args=argv, standalone_mode=True)
@@ -375,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     finally:
-        warnings.formatwarning = default_format
+        warnings.formatwarning = _default_formatwarning
     return 0
 
 

@@ -495,6 +495,20 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     return outcome
 
 
+def _factory_signature(name: str) -> tuple[set[str], bool] | None:
+    """A model factory's named parameters and whether it also takes ``**kwargs`` (None: not inspectable)."""
+    import inspect
+
+    from inpaintbench.models.base import get_model_spec
+
+    try:
+        params = inspect.signature(get_model_spec(name).factory).parameters
+    except (TypeError, ValueError):
+        return None
+    named = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return named, any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def _create_with_options(name: str, options: dict[str, Any], extra: dict[str, Any]) -> Any:
     """Build the model with the user's options; an option it cannot take is a clear message, not a TypeError.
 
@@ -502,21 +516,16 @@ def _create_with_options(name: str, options: dict[str, Any], extra: dict[str, An
     command evaluates several models, so those are dropped for it with a warning; a factory taking
     ``**kwargs`` (MAT) is given everything, and a rejected name is reported with the fix.
     """
-    import inspect
+    from inpaintbench.models.base import create_model
 
-    from inpaintbench.models.base import create_model, get_model_spec
-
-    factory = get_model_spec(name).factory
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        params = {}
-    if params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unused = sorted(k for k in options if k not in params)
+    signature = _factory_signature(name)
+    if signature is not None and signature[0] and not signature[1]:
+        named = signature[0]
+        unused = sorted(k for k in options if k not in named)
         if unused:
             warnings.warn(f"model {name} does not take option(s) {', '.join(unused)}; ignored for it",
                           stacklevel=3)
-        options = {k: v for k, v in options.items() if k in params}
+        options = {k: v for k, v in options.items() if k in named}
     try:
         return create_model(name, **options, **extra)
     except TypeError as exc:
@@ -529,17 +538,11 @@ def _create_with_options(name: str, options: dict[str, Any], extra: dict[str, An
 
 def _factory_parameters(name: str) -> set[str]:
     """Named parameters of a model factory (all offered ones if it takes **kwargs)."""
-    import inspect
-
-    from inpaintbench.models.base import get_model_spec
-
-    try:
-        params = inspect.signature(get_model_spec(name).factory).parameters
-    except (TypeError, ValueError):
+    signature = _factory_signature(name)
+    if signature is None:
         return set()
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return {"device", "seed", "weights_dir", "offline", "allow_unverified"}
-    return set(params)
+    named, open_ended = signature
+    return {"device", "seed", "weights_dir", "offline", "allow_unverified"} if open_ended else named
 
 
 def _describe(obj: Any) -> dict[str, Any]:

@@ -420,6 +420,8 @@ def fid_bootstrap_ci(real_feats: Any, fake_feats: Any, n_boot: int = 50, alpha: 
                          "pass paired=False for unrelated sets")
     point = frechet_distance(real, fake)
     rows_route = _use_rows(nr, nf, real.shape[1])
+    if rows_route:  # small (N < d): convert once rather than in every resample
+        real, fake = real.astype(np.float64), fake.astype(np.float64)
     rng = np.random.default_rng(seed)
     boots = np.empty(int(n_boot))
     for b in range(int(n_boot)):

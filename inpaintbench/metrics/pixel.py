@@ -367,21 +367,20 @@ def ssim_lama(pred: Tensor, gt: Tensor) -> Tensor:
     dtype = torch.float64 if pred.device.type == "cpu" else torch.float32
     g = gaussian_kernel_1d(dtype=dtype).to(pred.device)
     window = torch.outer(g, g).expand(c, 1, SSIM_WINDOW, SSIM_WINDOW).contiguous()
-    pad = SSIM_WINDOW // 2
+    c1, c2 = 0.01**2, 0.03**2
+
+    def blur(t: Tensor) -> Tensor:
+        return F.conv2d(t, window, padding=SSIM_WINDOW // 2, groups=c)
+
     out = []
     per = max(1, (_CHUNK_PIXELS_CPU if pred.device.type == "cpu" else _CHUNK_PIXELS_GPU) // (h * w))
     for i in range(0, n, per):
         x = pred[i:i + per].permute(0, 3, 1, 2).to(dtype) / MAX_VALUE
         y = gt[i:i + per].permute(0, 3, 1, 2).to(dtype) / MAX_VALUE
-
-        def blur(t: Tensor) -> Tensor:
-            return F.conv2d(t, window, padding=pad, groups=c)
-
         mu1, mu2 = blur(x), blur(y)
         s11 = blur(x * x) - mu1 * mu1
         s22 = blur(y * y) - mu2 * mu2
         s12 = blur(x * y) - mu1 * mu2
-        c1, c2 = 0.01**2, 0.03**2
         m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1 * mu1 + mu2 * mu2 + c1) * (s11 + s22 + c2))
         out.append(m.mean(dim=(1, 2, 3)).to(torch.float64))
     return torch.cat(out)

@@ -51,7 +51,8 @@ LPIPS_METRICS = ("lpips", "lpips_vgg")
 SET_METRICS = ("fid", "fid_inf", "kid", "p_ids", "u_ids")
 #: per-image pixel metrics computed only when asked for (other papers' conventions)
 EXTRA_PIXEL_METRICS = ("ssim_lama",)
-KNOWN_METRICS = PIXEL_METRICS + EXTRA_PIXEL_METRICS + LPIPS_METRICS + SET_METRICS
+PER_IMAGE_PIXEL_METRICS = PIXEL_METRICS + EXTRA_PIXEL_METRICS
+KNOWN_METRICS = PER_IMAGE_PIXEL_METRICS + LPIPS_METRICS + SET_METRICS
 DEFAULT_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole", "lpips", "fid", "kid", "p_ids", "u_ids")
 
 VARIANTS = {
@@ -181,7 +182,7 @@ class MetricSuite:
         wkw = {"weights_dir": weights_dir, "offline": offline, "allow_unverified": allow_unverified}
 
         for name in self.metrics:
-            if name in PIXEL_METRICS + EXTRA_PIXEL_METRICS:
+            if name in PER_IMAGE_PIXEL_METRICS:
                 self._status[name] = "ok"
 
         # LPIPS nets: one model per distinct trunk.
@@ -243,8 +244,7 @@ class MetricSuite:
     @property
     def per_image_metrics(self) -> list[str]:
         """The per-image columns :meth:`update` returns (available ones only)."""
-        return [m for m in self.metrics
-                if m in PIXEL_METRICS + EXTRA_PIXEL_METRICS + LPIPS_METRICS and self._status[m] == "ok"]
+        return [m for m in self.metrics if m in PER_IMAGE_PIXEL_METRICS + LPIPS_METRICS and self._status[m] == "ok"]
 
     @property
     def needs_features(self) -> bool:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaintbench.models.mat.layers import Conv2dLayerPartial, FullyConnectedLayer, MATModule
+from inpaintbench.models.mat.layers import Conv2dLayerPartial, FullyConnectedLayer, MATModule, inplace_add
 
 MASKED_LOGIT = -100.0
 
@@ -275,5 +275,5 @@ class BasicLayer(MATModule):
         mf = token2feature(mask, size) if mask is not None else None
         y, mf = self.conv(token2feature(x, size), mf)
         y = feature2token(y)
-        x = y + identity if (torch.is_grad_enabled() and y.requires_grad) else y.add_(identity)
+        x = inplace_add(y, identity)
         return x, size, (feature2token(mf) if mf is not None else None)

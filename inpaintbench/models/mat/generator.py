@@ -30,6 +30,7 @@ from inpaintbench.models.mat.layers import (
     MATModule,
     StyleConv,
     ToRGB,
+    inplace_add,
 )
 
 GeneratorArg = torch.Generator | Sequence[torch.Generator] | None
@@ -133,7 +134,7 @@ class DecStyleBlock(MATModule):
 
     def forward(self, x: torch.Tensor, img: torch.Tensor | None, style: torch.Tensor, skip: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        x = _add(self.conv0(x, style, noise_mode="none"), skip)
+        x = inplace_add(self.conv0(x, style, noise_mode="none"), skip)
         x = self.conv1(x, style, noise_mode="none")
         return x, self.toRGB(x, style, skip=img)
 
@@ -204,7 +205,7 @@ class FirstStage(MATModule):
                 skips.append(x)
             elif i > mid:
                 x, size, _ = block(x, size, None)
-                x = _add(x, skips[mid - i])
+                x = inplace_add(x, skips[mid - i])
             else:
                 x, size, _ = block(x, size, None)
                 if mix_mask is None:
@@ -289,13 +290,6 @@ class ToStyle(MATModule):
         return self.fc(self.pool(self.conv(x)).flatten(start_dim=1))
 
 
-def _add(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    """``x + skip``, in place on the fresh ``x`` when autograd does not need it."""
-    if x.requires_grad and torch.is_grad_enabled():
-        return x + skip
-    return x.add_(skip)
-
-
 def _style(ws: torch.Tensor, i: int, gs: torch.Tensor) -> torch.Tensor:
     return torch.cat([ws[:, i], gs], dim=1)
 
@@ -311,7 +305,7 @@ class DecBlockFirstV2(MATModule):
         self.toRGB = ToRGB(out_channels, img_channels, style_dim)
 
     def forward(self, x, ws, gs, feats, noise_mode="random", generator=None):
-        x = _add(self.conv0(x), feats[self.res])
+        x = inplace_add(self.conv0(x), feats[self.res])
         x = self.conv1(x, _style(ws, 0, gs), noise_mode=noise_mode, generator=generator)
         return x, self.toRGB(x, _style(ws, 1, gs))
 
@@ -328,7 +322,7 @@ class DecBlock(MATModule):
 
     def forward(self, x, img, ws, gs, feats, noise_mode="random", generator=None):
         r = self.res
-        x = _add(self.conv0(x, _style(ws, 2 * r - 9, gs), noise_mode=noise_mode, generator=generator), feats[r])
+        x = inplace_add(self.conv0(x, _style(ws, 2 * r - 9, gs), noise_mode=noise_mode, generator=generator), feats[r])
         x = self.conv1(x, _style(ws, 2 * r - 8, gs), noise_mode=noise_mode, generator=generator)
         return x, self.toRGB(x, _style(ws, 2 * r - 7, gs), skip=img)
 

@@ -99,12 +99,12 @@ def _lrelu_inplace(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu_(x, ops.LRELU_SLOPE) if _inplace_ok(x) else F.leaky_relu(x, ops.LRELU_SLOPE)
 
 
-def _iadd(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``y + t``, in place when safe (see :func:`_inplace_ok`)."""
+def inplace_add(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``y + t``, in place on the fresh ``y`` when safe (see :func:`_inplace_ok`)."""
     return y.add_(t) if _inplace_ok(y) else y + t
 
 
-def _imul(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def _imul(y: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
     """``y * t``, in place when safe (see :func:`_inplace_ok`)."""
     return y.mul_(t) if _inplace_ok(y) else y * t
 
@@ -148,11 +148,9 @@ class FullyConnectedLayer(MATModule):
         y = x.matmul(self.effective_weight().t())
         b = self.effective_bias()
         if b is not None:
-            y = y.add_(b) if _inplace_ok(y) else y + b
+            y = inplace_add(y, b)
         if self.activation == "lrelu":
-            if _inplace_ok(y):
-                return _lrelu_inplace(y).mul_(ops.SQRT2)
-            return F.leaky_relu(y, ops.LRELU_SLOPE) * ops.SQRT2
+            return _imul(_lrelu_inplace(y), ops.SQRT2)
         return y
 
     def extra_repr(self) -> str:
@@ -213,7 +211,7 @@ class Conv2dLayer(MATModule):
         else:  # up == 2: transposed conv with the flipped kernel, then the FIR low-pass (gain 4)
             y = ops.fir_filter(F.conv_transpose2d(x, w, stride=2), f, pad=1, gain=4.0)
             if b is not None:
-                y = _iadd(y, b.view(1, -1, 1, 1))
+                y = inplace_add(y, b.view(1, -1, 1, 1))
         if self.activation == "lrelu":
             y = _lrelu_inplace(y)
         return y
@@ -340,9 +338,9 @@ class StyleConv(MATModule):
         y = self.conv(x, style, gain=g)
         noise = _noise_tensor(y, noise_mode, self.noise_const, generator) if self.use_noise else None
         if noise is not None:
-            y = _iadd(y, noise.to(y.dtype) * (self.noise_strength * g).to(y.dtype))
+            y = inplace_add(y, noise.to(y.dtype) * (self.noise_strength * g).to(y.dtype))
         bias = self.derived("b", lambda: self.bias * g, self.bias)
-        y = _iadd(y, bias.view(1, -1, 1, 1).to(y.dtype))
+        y = inplace_add(y, bias.view(1, -1, 1, 1).to(y.dtype))
         return _lrelu_inplace(y)
 
 
@@ -359,7 +357,7 @@ class ToRGB(MATModule):
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         y = self.conv(x, style)
         if self.fast:
-            y = _iadd(y, self.bias.view(1, -1, 1, 1).to(y.dtype))
+            y = inplace_add(y, self.bias.view(1, -1, 1, 1).to(y.dtype))
         else:
             y = ops.bias_act(y, self.bias, "linear")
         if skip is not None:
