@@ -86,12 +86,15 @@ def _apply_preset(preset: str | None, **explicit: Any) -> dict[str, Any]:
 
 
 # Metric options shared by `run` and `score`.
-MetricsOpt = Annotated[list[str] | None, typer.Option(help="Metrics to compute (default: all).")]
+MetricsOpt = Annotated[list[str] | None, typer.Option(
+    help="Metrics to compute, comma-separated. Default: psnr, ssim, l1, psnr_hole, l1_hole, lpips, fid, kid, "
+    "p_ids, u_ids; opt-in: ssim_lama, lpips_vgg, fid_inf.")]
 RequireMetricsOpt = Annotated[str | None, typer.Option(
     help="Comma-separated metrics that must be available (e.g. lpips,fid); otherwise fail.")]
 ExtractorOpt = Annotated[str | None, typer.Option(help="inception-tf (torch-fidelity, default) or "
                                                        "inception-stylegan2 (MAT-exact).")]
-LpipsNetOpt = Annotated[str | None, typer.Option(help="LPIPS trunk: alex (MAT, default) or vgg (LaMa).")]
+LpipsNetOpt = Annotated[str | None, typer.Option(
+    help="LPIPS trunk: alex (MAT, default; column lpips) or vgg (LaMa; computed as the lpips_vgg column).")]
 PresetOpt = Annotated[str | None, typer.Option(
     help="Paper conventions: `mat` = MAT's evaluation (NVIDIA TorchScript Inception, LPIPS-alex; PSNR, "
     "SSIM, L1, LPIPS, FID, P-IDS, U-IDS). Explicit --metrics/--feature-extractor/--lpips-net win.")]
@@ -105,6 +108,7 @@ def _metric_settings(preset: str | None, metrics: list[str] | None, feature_extr
                              feature_extractor=feature_extractor, lpips_net=lpips_net)
     out = {k: v for k, v in settings.items() if v is not None}
     out["require_metrics"] = tuple(_split([require_metrics or ""]))
+    out["preset"] = preset
     return out
 
 
@@ -149,8 +153,8 @@ def run(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N samples (marked not "
                                                              "comparable).")] = None,
     save_images: Annotated[bool, typer.Option(help="Write predictions, masked inputs and masks as PNG.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Output root; each model writes OUT/<model>. Default: "
-                                                     "results/runs/<dataset>__<masks>__r<res>/.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output root; each model writes OUT/<model>-<identity hash>. "
+                                                     "Default: results/runs/<dataset>__<masks>__r<res>/.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run with a different config.")] = False,
     weights_dir: Annotated[Path | None, typer.Option(help="Where weight files live "
                                                              "(default $INPAINTBENCH_HOME/weights).")] = None,
@@ -163,7 +167,7 @@ def run(
     A killed run resumes when the same command is run again. Under `torchrun --nproc_per_node=K` the
     data is sharded across processes and the results are identical to a single process.
     """
-    from inpaintbench.runner import CLASSICAL_MODELS, RunConfig, default_out_dir, evaluate_model
+    from inpaintbench.runner import CLASSICAL_MODELS, RunConfig, default_group_dir, evaluate_model
 
     metric_settings = _metric_settings(preset, metrics, feature_extractor, lpips_net, require_metrics)
     models = _split(model) or list(CLASSICAL_MODELS)
@@ -183,8 +187,8 @@ def run(
                 weights_dir=str(weights_dir) if weights_dir else None, offline=offline or None,
                 allow_unverified=allow_unverified_weights, **metric_settings,
             )
-            target = (out / default_out_dir(config).name) if out else default_out_dir(config)
-            outcome = evaluate_model(config, target, progress=progress, overwrite=overwrite, argv=sys.argv)
+            outcome = evaluate_model(config, None, progress=progress, overwrite=overwrite, argv=sys.argv,
+                                     out_group=out if out else default_group_dir(config))
             if outcome is not None:
                 outcomes.append(outcome)
     if outcomes:
@@ -209,8 +213,9 @@ def _report(outcomes: list[Any]) -> None:
     for state, names in reasons.items():
         err_console.print(f"[yellow]{', '.join(names)} {state}[/yellow]", highlight=False)
     print_leaderboard([o.run_dir for o in outcomes], console=console, bins=True)
-    roots = sorted({str(o.run_dir.parent) for o in outcomes})
-    console.print(f"Results: {', '.join(roots)}")
+    # The run directories themselves (their names carry the identity hash): what compare/report take.
+    for o in outcomes:
+        console.print(f"Results: {o.run_dir}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -237,9 +242,15 @@ def score(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N files (marked not comparable).")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Where weight files live.")] = None,
     offline: Annotated[bool, typer.Option(help="Never touch the network; missing weights are reported.")] = False,
+    allow_unverified_weights: Annotated[bool, typer.Option(help="Accept weight files whose sha256 does not "
+                                                                "match (recorded as unverified).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing results directory.")] = False,
 ) -> None:
-    """Score predictions made by any tool: files are paired by relative path, never by sort order."""
+    """Score predictions made by any tool: files are paired by relative path, never by sort order.
+
+    Ground truths and masks written by `inpaintbench export` keep their benchmark sample ids, so the
+    result compares with `inpaintbench run` runs on the same samples.
+    """
     from inpaintbench.runner import RunConfig
     from inpaintbench.scoring import score_folders
 
@@ -247,6 +258,7 @@ def score(
         raise typer.BadParameter("must be 0 or 255", param_hint="--hole-value")
     config = RunConfig(model=name, batch_size=batch_size, device=device, limit=limit,
                        weights_dir=str(weights_dir) if weights_dir else None, offline=offline or None, seed=seed,
+                       allow_unverified=allow_unverified_weights,
                        **_metric_settings(preset, metrics, feature_extractor, lpips_net, require_metrics))
     target = out or Path("results/runs/score") / name
     with make_progress() as progress:
@@ -255,6 +267,36 @@ def score(
                                 overwrite=overwrite, argv=sys.argv)
     if outcome is not None:
         _report([outcome])
+
+
+@app.command("export")
+def export_cmd(
+    out: Annotated[Path, typer.Option(help="New folder: OUT/images/<id>.png, OUT/masks/<id>.png, "
+                                           "OUT/export.json.")],
+    data: Annotated[str, typer.Option("--data", "--dataset", "-d",
+                                      help="`samples` (embedded) or `folder:PATH`.")] = "samples",
+    masks: Annotated[str, typer.Option(help="Mask set: a standard name or a mask-set folder.")] = "mat-large-256",
+    resolution: Annotated[int, typer.Option(help="Evaluation resolution (square): 256 or 512.")] = 256,
+    resize_policy: Annotated[str, typer.Option(help="center-crop, pad, resize or short-side.")] = "center-crop",
+    alpha: Annotated[str, typer.Option(help="RGBA inputs: refuse, or composite-white.")] = "refuse",
+    hole_value: Annotated[int, typer.Option(help="Value that marks the hole in the written mask files: 255 "
+                                                 "(LaMa, IOPaint) or 0 (MAT).")] = 255,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N samples.")] = None,
+) -> None:
+    """Write a benchmark's exact (image, mask) pairs for another tool; score its fills with `score`.
+
+    The images are the ground truths exactly as `run` scores them (after the resolution policy) and
+    image i gets mask i, as in `run`.
+    """
+    from inpaintbench.export import export_samples
+
+    if hole_value not in (0, 255):
+        raise typer.BadParameter("must be 0 or 255", param_hint="--hole-value")
+    outcome = export_samples(out, dataset=data, masks=masks, resolution=resolution, resize_policy=resize_policy,
+                             alpha=alpha, hole_value=hole_value, limit=limit)
+    console.print(f"Exported {outcome.n} samples to {out} (masks: {hole_value} = hole).", highlight=False)
+    console.print(f"Fill them with your tool, then: inpaintbench score --pred PRED --gt {out / 'images'} "
+                  f"--masks {out / 'masks'} --hole-value {hole_value} --name MODEL", highlight=False, soft_wrap=True)
 
 
 models_app = typer.Typer(help="List the registered models (default), or register a fine-tuned run.",

@@ -48,7 +48,9 @@ IMAGES = "images"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-ROW_COLUMNS = ("sample_id", "image_id", "mask_id", "hole_ratio", "bin", "status", "error", "seconds")
+#: ``image_sha256``/``hole_sha256`` identify the arrays a row was scored on (see identity.py)
+ROW_COLUMNS = ("sample_id", "image_id", "mask_id", "image_sha256", "hole_sha256", "hole_ratio", "bin", "status",
+               "error", "seconds")
 
 
 def _write_error(path: Path, exc: OSError) -> InputError:

@@ -9,7 +9,6 @@ with identical results. Under ``torchrun`` each rank takes every K-th batch and 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -27,7 +26,19 @@ import pandas as pd
 from inpaintbench import distributed
 from inpaintbench.env_info import device_description, package_versions, resolve_device
 from inpaintbench.errors import InputError
+from inpaintbench.identity import (
+    diff_paths,
+    extractor_key,
+    hole_sha256,
+    identity_hash,
+    image_sha256,
+    metric_identity,
+    model_identity,
+    samples_digest,
+)
 from inpaintbench.masks.bins import hole_ratio_bin
+from inpaintbench.metrics.info import DEFAULT_METRICS, check_metric_names, select_lpips_net
+from inpaintbench.metrics.suite import PIXEL_METRICS  # noqa: F401  (re-exported for callers)
 from inpaintbench.results import (
     FEATURES,
     IMAGES,
@@ -46,10 +57,10 @@ from inpaintbench.results import (
 )
 from inpaintbench.summary import summarize
 
-PIXEL_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole")
-DEEP_METRICS = ("lpips", "fid", "kid", "p_ids", "u_ids")
-DEFAULT_METRICS = PIXEL_METRICS + DEEP_METRICS
 CLASSICAL_MODELS = ("telea", "ns", "biharmonic")
+#: how far outside [0, 1] a model output may stray: half a uint8 step, which quantisation absorbs
+#: (values within it round to 0 or 255 exactly as clamping would)
+OUTPUT_RANGE_TOLERANCE = 0.5 / 255
 
 
 @dataclass
@@ -76,10 +87,20 @@ class RunConfig:
     offline: bool | None = None
     allow_unverified: bool = False
     require_metrics: tuple[str, ...] = ()
+    #: the paper preset the metric settings came from (recorded in the identity)
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        # Validate names now, before a mask set is built or a model loaded; `--lpips-net vgg`
+        # selects the `lpips_vgg` column, so the `lpips` column always means AlexNet.
+        self.metrics = select_lpips_net(check_metric_names(self.metrics), self.lpips_net)
+        self.require_metrics = select_lpips_net(check_metric_names(self.require_metrics), self.lpips_net)
 
     def resume_key(self) -> dict[str, Any]:
-        """The fields a resumed run must share with the interrupted one."""
-        skip = {"device", "weights_dir", "offline", "allow_unverified", "require_metrics"}
+        """The configuration fields that change numbers (the run identity adds what the model, data
+        and metric networks say about themselves)."""
+        skip = {"device", "weights_dir", "offline", "allow_unverified", "require_metrics", "batch_size",
+                "model_kwargs", "model", "save_images"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -106,6 +127,12 @@ class BatchResult:
     errors: list[str | None]  # per sample: None = ok
     seconds: float
     masked_input: np.ndarray | None = None
+    #: per sample: the ids of the ground-truth and hole arrays actually scored (see identity.py)
+    hashes: list[tuple[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.hashes is None:
+            self.hashes = [(image_sha256(g), hole_sha256(h)) for g, h in zip(self.gt, self.holes, strict=True)]
 
 
 @dataclass
@@ -162,18 +189,20 @@ def batches_of(samples: Sequence[Sample], batch_size: int) -> list[list[Sample]]
     return [list(samples[i : i + batch_size]) for i in range(0, len(samples), batch_size)]
 
 
-def _config_hash(key: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def default_out_dir(config: RunConfig, root: str | Path = "results/runs") -> Path:
-    """``results/runs/<dataset>__<masks>__r<res>/<model>``: stable, so rerunning resumes."""
+def default_group_dir(config: RunConfig, root: str | Path = "results/runs") -> Path:
+    """``results/runs/<dataset>__<masks>__r<res>``: the folder a command's models share."""
     ds = sanitize_sample_id(config.dataset.replace("folder:", ""))[-40:]
     ms = sanitize_sample_id(config.masks)[-40:]
+    suffix = f"-limit{config.limit}" if config.limit else ""
+    return Path(root) / f"{ds}__{ms}__r{config.resolution}{suffix}"
+
+
+def default_out_dir(config: RunConfig, run_hash: str, group: str | Path | None = None) -> Path:
+    """``<group>/<model>-<identity hash>``: the same identity resumes, a different one (another
+    checkpoint behind the same name, other options or metric networks) never reuses old numbers."""
     model = sanitize_sample_id(config.model + ("" if not config.model_kwargs.get("weights")
                                                else "-" + Path(str(config.model_kwargs["weights"])).stem))
-    suffix = f"-limit{config.limit}" if config.limit else ""
-    return Path(root) / f"{ds}__{ms}__r{config.resolution}{suffix}" / model
+    return Path(group if group is not None else default_group_dir(config)) / f"{model}-{run_hash}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -194,7 +223,7 @@ def model_batches(model: Any, dataset: Any, masks: Any, batches: list[list[Sampl
                 f"{gt.shape[2]}x{gt.shape[1]}",
                 "use a mask set of the evaluation resolution (e.g. mat-large-256 with --resolution 256)",
             )
-        errors: list[str | None] = [_mask_problem(h) for h in holes]
+        errors: list[str | None] = [mask_problem(h) for h in holes]
         shown = masked_input(gt, holes)
         padded, padded_holes = pad_to_multiple(shown, holes, int(getattr(model, "pad_multiple", 1) or 1))
         t0 = time.perf_counter()
@@ -207,19 +236,45 @@ def model_batches(model: Any, dataset: Any, masks: Any, batches: list[list[Sampl
         seconds = time.perf_counter() - t0
         pred = np.zeros_like(gt)
         if raw is not None:
-            if raw.shape != padded.shape:
-                errors = [e or f"model output has shape {raw.shape}, expected {padded.shape}" for e in errors]
+            batch_problem = output_problem(raw, padded.shape)
+            if batch_problem:
+                errors = [e or batch_problem for e in errors]
             else:
                 raw = raw[:, : gt.shape[1], : gt.shape[2]]
                 for i in range(len(batch)):
-                    if not np.isfinite(raw[i]).all():
-                        errors[i] = errors[i] or "model output contains NaN or Inf"
-                    elif errors[i] is None:
+                    errors[i] = errors[i] or sample_output_problem(raw[i])
+                    if errors[i] is None:
                         pred[i] = composite(quantize(raw[i]), gt[i], holes[i])
         yield b, BatchResult(gt, holes, pred, errors, seconds, masked_input=shown)
 
 
-def _mask_problem(hole: np.ndarray) -> str | None:
+def output_problem(raw: np.ndarray, expected_shape: tuple[int, ...]) -> str | None:
+    """Why a whole batch output breaks the Inpainter contract (float [B,H,W,3] in [0, 1]), or None.
+
+    A uint8 or [-1, 1] output would otherwise be clipped into something plausible and scored as
+    ``ok``: the worst kind of wrong number.
+    """
+    if raw.shape != tuple(expected_shape):
+        return f"model output has shape {raw.shape}, expected {tuple(expected_shape)}"
+    if not np.issubdtype(raw.dtype, np.floating):
+        return (f"model output is {raw.dtype}, expected floating point in [0, 1] (the Inpainter contract; "
+                "convert in the model's adapter, e.g. uint8 / 255)")
+    return None
+
+
+def sample_output_problem(raw: np.ndarray) -> str | None:
+    """Per-sample checks: finite, and inside [0, 1] up to :data:`OUTPUT_RANGE_TOLERANCE`."""
+    if not np.isfinite(raw).all():
+        return "model output contains NaN or Inf"
+    lo, hi = float(raw.min()), float(raw.max())
+    if lo < -OUTPUT_RANGE_TOLERANCE or hi > 1 + OUTPUT_RANGE_TOLERANCE:
+        return (f"model output spans [{lo:.4g}, {hi:.4g}], outside [0, 1] (the Inpainter contract; a model "
+                "working in [-1, 1] must convert with (x + 1) / 2 in its adapter)")
+    return None
+
+
+def mask_problem(hole: np.ndarray) -> str | None:
+    """The mask-validity rule of both `run` and `score`: a sample needs some hole and some context."""
     if not hole.any():
         return "mask has no hole (nothing to inpaint)"
     if hole.all():
@@ -232,15 +287,26 @@ def _mask_problem(hole: np.ndarray) -> str | None:
 
 
 class Evaluation:
-    """Scores batches from any producer into a resumable run directory."""
+    """Scores batches from any producer into a resumable run directory.
 
-    def __init__(self, run_dir: Path, config_key: dict[str, Any], manifest: dict[str, Any],
+    ``identity`` is everything that determines the numbers (see :mod:`inpaintbench.identity`);
+    ``execution`` is what only has to match to resume an unfinished directory (the batch layout of
+    its chunks). A finished directory with the same identity is reused; one with another identity
+    is refused, naming what changed, unless ``overwrite``.
+    """
+
+    def __init__(self, run_dir: Path, identity: dict[str, Any], manifest: dict[str, Any],
                  samples: list[Sample], batches: list[list[Sample]], suite: Any, metric_names: list[str],
-                 ctx: distributed.DistContext, save_images: bool, overwrite: bool = False):
+                 ctx: distributed.DistContext, save_images: bool, overwrite: bool = False,
+                 execution: dict[str, Any] | None = None):
         self.run_dir = Path(run_dir)
-        # Compare keys as they look after a JSON round trip (tuples become lists, etc.).
-        self.config_key = json.loads(json.dumps(config_key, default=str))
+        # Compare as they look after a JSON round trip (tuples become lists, etc.).
+        self.identity = json.loads(json.dumps(identity, default=str))
+        self.execution = json.loads(json.dumps(execution or {}, default=str))
         self.manifest = manifest
+        self.manifest["identity"] = self.identity
+        self.manifest["identity_hash"] = identity_hash(self.identity)
+        self.manifest["execution"] = self.execution
         self.samples = samples
         self.batches = batches
         self.suite = suite
@@ -251,25 +317,37 @@ class Evaluation:
         self._prepare(overwrite)
 
     def _prepare(self, overwrite: bool) -> None:
-        """Refuse to mix configs in one directory; otherwise create it or resume it."""
+        """Refuse to mix identities in one directory; otherwise create it or resume it."""
         manifest_path = self.run_dir / MANIFEST
         if manifest_path.exists():
             old = read_json(manifest_path)
-            if old.get("resume_key") != self.config_key:
+            problem = self._mismatch(old)
+            if problem:
                 if not overwrite:
-                    changed = sorted(k for k in set(old.get("resume_key", {})) | set(self.config_key)
-                                     if old.get("resume_key", {}).get(k) != self.config_key.get(k))
-                    raise InputError(
-                        f"{self.run_dir} holds a run with a different configuration (differs in: "
-                        f"{', '.join(changed) or 'schema'})",
-                        "pass another --out, or --overwrite to replace it",
-                    )
+                    raise InputError(f"{self.run_dir} holds a run with a different {problem}",
+                                     "pass another --out, or --overwrite to replace it (its numbers are "
+                                     "not the ones this command would compute)")
                 if self.ctx.is_main:
                     shutil.rmtree(self.run_dir)
         distributed.barrier(self.ctx)
         if self.ctx.is_main and not manifest_path.exists():
             atomic_write_json(manifest_path, self.manifest)
         distributed.barrier(self.ctx)
+
+    def _mismatch(self, old: dict[str, Any]) -> str | None:
+        """What keeps ``old`` from being this run, in words; None when it is this run."""
+        if "identity" not in old:
+            return "identity (written by an older inpaintbench that did not record weights hashes)"
+        changed = diff_paths(old["identity"], self.identity)
+        if changed:
+            shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+            return f"configuration (differs in: {shown})"
+        finished = (self.run_dir / SUMMARY).exists() and (self.run_dir / PER_IMAGE).exists()
+        if not finished and old.get("execution", {}) != self.execution:
+            changed = diff_paths(old.get("execution", {}), self.execution)
+            return (f"chunk layout of an unfinished run (differs in: {', '.join(changed)}); resume it with "
+                    "the same batch size")
+        return None
 
     @property
     def finished(self) -> bool:
@@ -297,13 +375,19 @@ class Evaluation:
         if ok.any():
             out = self.suite.update(result.pred[ok], result.gt[ok], result.holes[ok],
                                     ids=[s.image_id for s, good in zip(batch, ok, strict=True) if good])
-            per_image, features = out.per_image, out.features
+            per_image = out.per_image
+            # Features aligned with the batch's rows; failed rows are NaN (excluded downstream).
+            for kind, array in out.features.items():
+                aligned = np.full((len(batch), array.shape[1]), np.nan, dtype=np.float32)
+                aligned[ok] = array
+                features[kind] = aligned
         rows = []
         k = 0
         for i, s in enumerate(batch):
             ratio = float(result.holes[i].mean())
             row: dict[str, Any] = {
                 "sample_id": s.sample_id, "image_id": s.image_id, "mask_id": s.mask_id,
+                "image_sha256": result.hashes[i][0], "hole_sha256": result.hashes[i][1],
                 "hole_ratio": ratio, "bin": hole_ratio_bin(ratio),
                 "status": "ok" if ok[i] else "failed", "error": result.errors[i],
                 "seconds": result.seconds / len(batch),
@@ -344,10 +428,12 @@ class Evaluation:
             raise RuntimeError(f"batches {missing[:5]} were never scored")
         order = sorted(chunks)
         rows = pd.concat([chunks[b][0] for b in order], ignore_index=True)
-        feats = {kind: np.concatenate([chunks[b][1][kind] for b in order if kind in chunks[b][1]])
-                 for kind in ("fake", "real") if any(kind in chunks[b][1] for b in order)}
-        ok_ids = rows.loc[rows["status"] == "ok", "image_id"].tolist()
-        set_metrics = self.suite.compute_from_features(feats.get("fake"), feats.get("real"), ok_ids)
+        feats = self._aligned_features(chunks, order, rows)
+        ok = (rows["status"] == "ok").to_numpy()
+        ok_ids = rows.loc[ok, "image_id"].tolist()
+        fake = feats["fake"][ok] if "fake" in feats else None
+        real = feats["real"][ok] if "real" in feats else None
+        set_metrics = self.suite.compute_from_features(fake, real, ok_ids)
         set_metrics = {k: _as_dict(v) for k, v in set_metrics.items()}
         status = dict(getattr(self.suite, "status", {}))
         unavailable = {m: status[m] for m in self.metric_names if status.get(m, "ok") != "ok"}
@@ -356,6 +442,8 @@ class Evaluation:
         scored = [m for m in self.metric_names if m not in unavailable]
         summary = summarize(rows, scored, set_metrics, seed=int(self.manifest.get("seed", 0)))
         summary["unavailable"] = unavailable
+        # The run directory is self-contained: both feature sets are saved, cached reals included,
+        # so compare/report can bootstrap FID/KID/IDS for every pair of runs.
         for kind, array in feats.items():
             atomic_write_npy(self.run_dir / FEATURES / f"{kind}.npy", array)
         atomic_write_parquet(self.run_dir / PER_IMAGE, rows)
@@ -363,10 +451,31 @@ class Evaluation:
         self.manifest["finished"] = _now()
         self.manifest["timings"] = timings
         self.manifest["metric_status"] = status
+        self.manifest["comparison"] = comparison_key(rows, self.manifest.get("metrics", {}))
         atomic_write_json(self.run_dir / MANIFEST, self.manifest)
         self.partial.clear()
         distributed.barrier(self.ctx)
         return RunOutcome(self.run_dir, self.manifest, summary, rows)
+
+    def _aligned_features(self, chunks: dict[int, tuple[pd.DataFrame, dict[str, np.ndarray]]],
+                          order: list[int], rows: pd.DataFrame) -> dict[str, np.ndarray]:
+        """fake/real features with one row per per-image row (NaN where a sample failed).
+
+        Reals that came from the reference cache are looked up by image id, so every run directory
+        holds its own copy whatever model ran first.
+        """
+        feats: dict[str, np.ndarray] = {}
+        for kind in ("fake", "real"):
+            if any(kind in chunks[b][1] for b in order):
+                feats[kind] = np.concatenate([chunks[b][1][kind] for b in order])
+        if "fake" in feats and "real" not in feats:
+            ok = (rows["status"] == "ok").to_numpy()
+            cached = self.suite.reference_features(rows.loc[ok, "image_id"].tolist())
+            if cached is not None:
+                real = np.full_like(feats["fake"], np.nan)
+                real[ok] = cached
+                feats["real"] = real
+        return feats
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -378,6 +487,15 @@ def _as_dict(value: Any) -> dict[str, Any]:
     if is_dataclass(value):
         return _asdict(value)
     return dict(vars(value))
+
+
+def comparison_key(rows: pd.DataFrame, metrics_description: dict[str, Any]) -> dict[str, Any]:
+    """What analysis must match before ranking two runs together: the scored samples (ids, image and
+    hole hashes, identical for `run` and `score`) and the Inception network behind the set metrics."""
+    digest = samples_digest(zip(rows["sample_id"].astype(str), rows["image_sha256"].astype(str),
+                                rows["hole_sha256"].astype(str), strict=True))
+    return {"samples_digest": digest, "n_samples": int(len(rows)),
+            "feature_extractor": extractor_key(metrics_description)}
 
 
 def _now() -> str:
@@ -401,18 +519,18 @@ def build_suite(config: RunConfig, device: str, reference_ids: Sequence[str] | N
     )
 
 
-def base_manifest(config_key: dict[str, Any], device: str, ctx: distributed.DistContext,
-                  argv: Sequence[str] | None) -> dict[str, Any]:
+def base_manifest(identity: dict[str, Any], device: str, ctx: distributed.DistContext,
+                  argv: Sequence[str] | None, run_id: str) -> dict[str, Any]:
+    config = identity.get("config", {})
     return {
         "schema": RUN_SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "run_id": f"{config_key.get('model', 'external')}-{_config_hash(config_key)}",
+        "run_id": run_id,
         "command": list(argv if argv is not None else sys.argv),
         "created": _now(),
         "finished": None,
-        "resume_key": config_key,
-        "config": config_key,
-        "seed": config_key.get("seed", 0),
+        "config": config,
+        "seed": config.get("seed", 0),
         "device": device,
         "device_info": device_description(device),
         "world_size": ctx.world_size,
@@ -433,8 +551,12 @@ def base_manifest(config_key: dict[str, Any], device: str, ctx: distributed.Dist
 def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, model: Any | None = None,
                    dataset: Any | None = None, masks: Any | None = None, suite: Any | None = None,
                    progress: Any | None = None, overwrite: bool = False,
-                   argv: Sequence[str] | None = None) -> RunOutcome | None:
-    """Evaluate one model; returns the outcome on rank 0 (None on other ranks)."""
+                   argv: Sequence[str] | None = None, out_group: str | Path | None = None) -> RunOutcome | None:
+    """Evaluate one model; returns the outcome on rank 0 (None on other ranks).
+
+    Without ``out_dir`` the run goes to :func:`default_out_dir` in ``out_group`` (default
+    ``results/runs/<dataset>__<masks>__r<res>``), named by the model and the run identity's hash.
+    """
     from inpaintbench.datasets import load_dataset
     from inpaintbench.masks import resolve_mask_set
 
@@ -448,16 +570,6 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     masks = masks or resolve_mask_set(config.masks)
     samples = plan_samples(dataset.ids, masks.ids, config.limit)
     batches = batches_of(samples, config.batch_size)
-    out_dir = Path(out_dir) if out_dir else default_out_dir(config)
-
-    key = {**config.resume_key(), "dataset_digest": dataset.digest, "masks_digest": masks.digest}
-    manifest = base_manifest(key, device, ctx, argv)
-    manifest["dataset"] = {**dataset.describe(), "spec": config.dataset}
-    manifest["masks"] = {**masks.describe(), "spec": config.masks}
-    manifest["comparable"] = config.limit is None
-    manifest["n_samples"] = len(samples)
-    if config.limit is not None:
-        manifest["not_comparable_reason"] = f"--limit {config.limit}: only the first samples were evaluated"
 
     if model is None:
         # Hand the model what the run knows (device, seed, where weights live) when its factory takes it.
@@ -466,17 +578,39 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
         accepted = _factory_parameters(config.model)
         extra = {k: v for k, v in offered.items() if k in accepted and k not in config.model_kwargs}
         model = _create_with_options(config.model, dict(config.model_kwargs), extra)
-    manifest["model"] = {"name": config.model, **_describe(model)}
+    model_description = {"name": config.model, **_describe(model)}
     native = getattr(model, "native_resolution", None)
     if native and native != config.resolution:
         warnings.warn(f"model {config.model} was trained at {native}px but is evaluated at "
                       f"{config.resolution}px", stacklevel=2)
     suite = suite or build_suite(config, device, reference_ids=[s.image_id for s in samples],
                                  resolution_policy=f"{dataset.digest}|{config.resolution}|{config.resize_policy}")
-    manifest["metrics"] = _describe(suite)
+    metrics_description = _describe(suite)
 
-    evaluation = Evaluation(out_dir, key, manifest, samples, batches, suite,
-                            list(config.metrics), ctx, config.save_images, overwrite)
+    identity = {
+        "kind": "run",
+        "config": config.resume_key(),
+        "model": model_identity(config.model, config.model_kwargs, model_description),
+        "data": {"dataset_digest": dataset.digest, "resolution": config.resolution,
+                 "resize_policy": config.resize_policy, "alpha": config.alpha, "masks_digest": masks.digest,
+                 "limit": config.limit, "n_samples": len(samples)},
+        "metrics": metric_identity(metrics_description, config.preset),
+    }
+    run_hash = identity_hash(identity)
+    out_dir = Path(out_dir) if out_dir else default_out_dir(config, run_hash, out_group)
+    manifest = base_manifest(identity, device, ctx, argv, run_id=f"{config.model}-{run_hash}")
+    manifest["dataset"] = {**dataset.describe(), "spec": config.dataset}
+    manifest["masks"] = {**masks.describe(), "spec": config.masks}
+    manifest["comparable"] = config.limit is None
+    manifest["n_samples"] = len(samples)
+    if config.limit is not None:
+        manifest["not_comparable_reason"] = f"--limit {config.limit}: only the first samples were evaluated"
+    manifest["model"] = model_description
+    manifest["metrics"] = metrics_description
+
+    evaluation = Evaluation(out_dir, identity, manifest, samples, batches, suite,
+                            list(suite.metrics if hasattr(suite, "metrics") else config.metrics), ctx,
+                            config.save_images, overwrite, execution={"batch_size": config.batch_size})
     if evaluation.finished:
         from inpaintbench.results import load_run
 

@@ -3,6 +3,10 @@
 Three folders (predictions, ground truths, masks) are matched on the relative path without
 extension (``a/b.png`` pairs with ``a/b.jpg``). A stem missing from one folder, or present twice in
 one folder, is an error: silently mis-paired files are the classic way to publish wrong numbers.
+
+When the ground truths were written by ``inpaintbench export``, the export's manifest gives every
+file its sample id (image id | mask id), so the result compares with ``run`` runs on the same
+samples: both paths hash the arrays they score the same way (:mod:`inpaintbench.identity`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import numpy as np
 from inpaintbench import distributed
 from inpaintbench.env_info import resolve_device
 from inpaintbench.errors import InputError
+from inpaintbench.export import read_export_samples
+from inpaintbench.identity import identity_hash, metric_identity
 from inpaintbench.images import read_image
 from inpaintbench.masks import load_mask_file
 from inpaintbench.runner import (
@@ -30,6 +36,7 @@ from inpaintbench.runner import (
     base_manifest,
     build_suite,
     composite,
+    mask_problem,
 )
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -84,35 +91,47 @@ def score_folders(pred_dir: str | Path, gt_dir: str | Path, masks_dir: str | Pat
     config = config or RunConfig(model="external")
     device = resolve_device(config.device)
     ctx = distributed.init_from_env(device)
+    if ctx.active and device.startswith("cuda"):
+        device = f"cuda:{ctx.local_rank}"
     t0 = time.perf_counter()
     pred_files, gt_files, mask_files = (index_folder(pred_dir, "pred"), index_folder(gt_dir, "gt"),
                                         index_folder(masks_dir, "masks"))
     stems = pair_folders(pred_files, gt_files, mask_files)
     if config.limit:
         stems = stems[: config.limit]
-    samples = [Sample(i, i, i, stem, stem) for i, stem in enumerate(stems)]
-    batches = _batches_by_shape(samples, gt_files, config.batch_size)
+    exported = read_export_samples(gt_dir, masks_dir, hole_value)
+    ids = {stem: exported.get(stem, (stem, stem)) for stem in stems}
+    samples = [Sample(i, i, i, *ids[stem]) for i, stem in enumerate(stems)]
+    batches = _batches_by_shape(samples, stems, gt_files, config.batch_size)
 
     gt_digest, mask_digest = _digest(stems, gt_files), _digest(stems, mask_files)
-    key = {"kind": "score", "pred_dir": str(Path(pred_dir).resolve()), "gt_digest": gt_digest,
-           "masks_digest": mask_digest, "pred_digest": _digest(stems, pred_files), "hole_value": hole_value,
-           "composite": composite_known, "metrics": list(config.metrics), "limit": config.limit,
-           "feature_extractor": config.feature_extractor, "lpips_net": config.lpips_net, "seed": config.seed,
-           "batch_size": config.batch_size, "alpha": alpha}
-    manifest = base_manifest(key, device, ctx, argv)
+    suite = build_suite(config, device)
+    metrics_description = _describe(suite)
+    metric_config = {k: v for k, v in config.resume_key().items()
+                     if k in ("metrics", "feature_extractor", "lpips_net", "seed", "limit", "preset")}
+    identity = {
+        "kind": "score",
+        "config": metric_config,
+        "data": {"pred_digest": _digest(stems, pred_files), "gt_digest": gt_digest, "masks_digest": mask_digest,
+                 "hole_value": hole_value, "composite": composite_known, "alpha": alpha, "limit": config.limit,
+                 "sample_ids": "export manifest" if exported else "file stems"},
+        "metrics": metric_identity(metrics_description, config.preset),
+    }
     name = config.model
+    manifest = base_manifest(identity, device, ctx, argv, run_id=f"{name}-{identity_hash(identity)}")
     manifest["model"] = {"name": name, "kind": "external predictions", "pred_dir": str(pred_dir),
                          "composited_by_inpaintbench": composite_known}
     manifest["dataset"] = {"name": f"folder:{gt_dir}", "spec": f"folder:{gt_dir}", "digest": gt_digest,
-                           "n": len(stems), "resolution": None, "resize_policy": "none (native sizes)"}
+                           "n": len(stems), "resolution": None, "resize_policy": "none (native sizes)",
+                           "sample_ids": ("from the export manifest (image id | mask id)" if exported
+                                          else "file stems (stem | stem)")}
     manifest["masks"] = {"name": f"folder:{masks_dir}", "digest": mask_digest, "n": len(stems),
                          "protocol": "imported", "file_polarity": f"{hole_value}=hole"}
     manifest["comparable"] = config.limit is None
-    suite = build_suite(config, device)
-    manifest["metrics"] = _describe(suite)
+    manifest["metrics"] = metrics_description
 
-    evaluation = Evaluation(Path(out_dir), key, manifest, samples, batches, suite, list(config.metrics), ctx,
-                            save_images=False, overwrite=overwrite)
+    evaluation = Evaluation(Path(out_dir), identity, manifest, samples, batches, suite, list(suite.metrics), ctx,
+                            save_images=False, overwrite=overwrite, execution={"batch_size": config.batch_size})
     if evaluation.finished:
         from inpaintbench.results import load_run
 
@@ -125,20 +144,23 @@ def score_folders(pred_dir: str | Path, gt_dir: str | Path, masks_dir: str | Pat
         if progress is not None:
             progress.advance(task, n)
 
-    produced = _file_batches(batches, todo, pred_files, gt_files, mask_files, hole_value, composite_known, alpha)
+    stem_of = {s.sample_id: stem for s, stem in zip(samples, stems, strict=True)}
+    produced = _file_batches(batches, todo, stem_of, pred_files, gt_files, mask_files, hole_value,
+                             composite_known, alpha)
     evaluation.consume(produced, advance)
     return evaluation.finalize({"seconds_total": time.perf_counter() - t0})
 
 
-def _batches_by_shape(samples: list[Sample], gt_files: dict[str, Path], batch_size: int) -> list[list[Sample]]:
+def _batches_by_shape(samples: list[Sample], stems: list[str], gt_files: dict[str, Path],
+                      batch_size: int) -> list[list[Sample]]:
     """Consecutive samples of one image size share a batch (sizes are read from headers only)."""
     from PIL import Image
 
     batches: list[list[Sample]] = []
     last_size = None
-    for s in samples:
+    for s, stem in zip(samples, stems, strict=True):
         try:
-            with Image.open(gt_files[s.image_id]) as im:
+            with Image.open(gt_files[stem]) as im:
                 size = im.size
         except Exception:
             size = None  # read_image reports the corrupt file with a clear error later
@@ -149,25 +171,28 @@ def _batches_by_shape(samples: list[Sample], gt_files: dict[str, Path], batch_si
     return batches
 
 
-def _file_batches(batches: list[list[Sample]], todo: set[int], pred_files: dict[str, Path],
-                  gt_files: dict[str, Path], mask_files: dict[str, Path], hole_value: int,
-                  composite_known: bool, alpha: str) -> Iterator[tuple[int, BatchResult]]:
+def _file_batches(batches: list[list[Sample]], todo: set[int], stem_of: dict[str, str],
+                  pred_files: dict[str, Path], gt_files: dict[str, Path], mask_files: dict[str, Path],
+                  hole_value: int, composite_known: bool, alpha: str) -> Iterator[tuple[int, BatchResult]]:
     for b, batch in enumerate(batches):
         if b not in todo:
             continue
         gts, holes, preds, errors = [], [], [], []
         for s in batch:
-            gt = read_image(gt_files[s.image_id], alpha=alpha)
-            hole = load_mask_file(mask_files[s.mask_id], hole_value=hole_value, expected_size=gt.shape[:2])
-            pred = read_image(pred_files[s.image_id], alpha=alpha)
+            stem = stem_of[s.sample_id]
+            gt = read_image(gt_files[stem], alpha=alpha)
+            # No-hole and all-hole masks fail their rows, exactly as in `run` (mask_problem).
+            hole = load_mask_file(mask_files[stem], hole_value=hole_value, expected_size=gt.shape[:2],
+                                  allow_trivial=True)
+            pred = read_image(pred_files[stem], alpha=alpha)
             if pred.shape != gt.shape:
                 raise InputError(
-                    f"{pred_files[s.image_id]} is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
-                    f"{gt_files[s.image_id]} is {gt.shape[1]}x{gt.shape[0]}",
+                    f"{pred_files[stem]} is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
+                    f"{gt_files[stem]} is {gt.shape[1]}x{gt.shape[0]}",
                     "predictions must have the ground truth's size; resize or crop them first",
                 )
             gts.append(gt)
             holes.append(hole)
             preds.append(composite(pred, gt, hole) if composite_known else pred)
-            errors.append(None)
+            errors.append(mask_problem(hole))
         yield b, BatchResult(np.stack(gts), np.stack(holes), np.stack(preds), errors, 0.0)

@@ -199,11 +199,13 @@ def cached_sha256(path: str | os.PathLike[str], rehash: bool = False) -> str:
     p = Path(path)
     st = p.stat()
     side = _read_sidecar(p)
+    # Inode and ctime too: a file replaced by another one of the same size and mtime (a hard link to
+    # another snapshot, `cp -p`) must be re-hashed, or a changed checkpoint would keep its old identity.
     if (not rehash and side.get("size") == st.st_size and side.get("mtime_ns") == st.st_mtime_ns
-            and side.get("sha256")):
+            and side.get("ino") == st.st_ino and side.get("ctime_ns") == st.st_ctime_ns and side.get("sha256")):
         return str(side["sha256"])
     digest = sha256_file(p)
-    side.update(sha256=digest, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    side.update(sha256=digest, size=st.st_size, mtime_ns=st.st_mtime_ns, ino=st.st_ino, ctime_ns=st.st_ctime_ns)
     _write_sidecar(p, side)
     return digest
 

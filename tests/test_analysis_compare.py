@@ -9,7 +9,7 @@ import pytest
 from analysis_fixture import golden_set, metric_values, write_run
 from test_analysis_leaderboard import check_golden
 
-from inpaintbench.analysis.compare import NO_DIFF, compare_many, compare_runs, render_comparison, verdict
+from inpaintbench.analysis.compare import NO_DIFF, NOT_TESTED, compare_many, compare_runs, render_comparison, verdict
 from inpaintbench.analysis.load import load_runs
 from inpaintbench.errors import InputError
 
@@ -94,7 +94,7 @@ def test_no_overlap_is_a_clear_error(tmp_path: Path) -> None:
 def test_mixed_digests_refused_unless_allowed(tmp_path: Path) -> None:
     a = write_run(tmp_path, "a", dataset_digest="d1")
     b = write_run(tmp_path, "b", dataset_digest="d2")
-    with pytest.raises(InputError, match="different datasets or mask sets"):
+    with pytest.raises(InputError, match="not scored on the same samples"):
         compare_runs(a, b)
     c = compare_runs(a, b, allow_mixed=True, n_boot=50)
     assert c.mixed and c.notes[0].startswith("MIXED DATA")
@@ -170,3 +170,66 @@ def test_golden_comparison_markdown(tmp_path: Path) -> None:
     runs = load_runs([tmp_path])
     c = compare_runs(runs[0], runs[1], n_boot=500, seed=0)
     check_golden("compare.md", render_comparison(c, "md").replace(str(tmp_path), "<RESULTS>"))
+
+
+def test_untested_rows_say_not_tested_in_every_format(tmp_path: Path) -> None:
+    """The verdict of an untested row is "not tested" (CSV included) and its reason is shown."""
+    import csv
+    import io
+
+    a = write_run(tmp_path, "a", features_dim=8)
+    b = write_run(tmp_path, "b", noise_seed=2)  # no features: FID cannot be tested
+    c = compare_runs(a, b, n_boot=50)
+    t = c.table.set_index("metric")
+    assert t.loc["fid", "verdict"] == NOT_TESTED
+    assert t.loc["psnr", "verdict"] != NOT_TESTED
+    reason = t.loc["fid", "note"]
+    assert reason.startswith("not tested: no saved features in model-a (b)")
+    rows = {r["metric"]: r for r in csv.DictReader(io.StringIO(render_comparison(c, "csv")))}
+    assert rows["fid"]["verdict"] == NOT_TESTED and rows["fid"]["note"] == reason
+    assert rows["psnr"]["verdict"] in (NODIFF, "A better", "B better")
+    md = render_comparison(c, "md")
+    assert f"| {reason} |" in md.replace("\\|", "|") and f"- FID ↓: {reason}" in md
+    html = render_comparison(c, "html")
+    assert f'<td class="nodiff untested">{reason}</td>' in html
+    rich = render_comparison(c, "rich")
+    assert sum("not tested: no saved features" in line for line in rich.splitlines()) == 1
+
+
+def test_per_image_row_without_pairs_is_not_tested(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "a", n=3, failed=(0, 1))
+    b = write_run(tmp_path, "b", n=3, noise_seed=2)
+    c = compare_runs(a, b, n_boot=50)
+    assert (c.table["verdict"] == NOT_TESTED).all()
+    assert c.table["note"].str.startswith("not tested: fewer than 2 usable pairs").all()
+
+
+def test_set_metrics_equal_the_summary_at_n_above_1000(tmp_path: Path) -> None:
+    """compare's FID and KID values are the runner's for the same features: KID with the subsets,
+    subset size (summary set_metrics.kid.extra) and seed (manifest) the run recorded, N > 1000."""
+    import json
+
+    from inpaintbench.metrics.fid import frechet_distance
+    from inpaintbench.metrics.kid import kernel_inception_distance
+
+    n = 1100
+    paths = [write_run(tmp_path, m, model=m, n=n, noise_seed=s, features_dim=12) for m, s in (("a", 1), ("b", 2))]
+    expected = {}
+    for path, seed in zip(paths, (5, 9), strict=True):
+        fake = np.load(path / "features" / "fake.npy")
+        real = np.load(path / "features" / "real.npy")
+        kid, std = kernel_inception_distance(real, fake, subsets=10, subset_size=min(1000, n), seed=seed)
+        summary = json.loads((path / "summary.json").read_text())
+        summary["set_metrics"]["fid"]["value"] = frechet_distance(real, fake)  # as the runner writes it
+        summary["set_metrics"]["kid"] = {"value": kid, "ci_low": None, "ci_high": None, "n": n, "status": "ok",
+                                         "reason": None, "extra": {"std": std, "subsets": 10, "subset_size": 1000}}
+        (path / "summary.json").write_text(json.dumps(summary))
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["seed"] = seed
+        (path / "manifest.json").write_text(json.dumps(manifest))
+        expected[path.name] = summary["set_metrics"]
+    c = compare_runs(paths[0], paths[1], n_boot=50, set_n_boot=3, ids_n_boot=0, metrics=["fid", "kid"])
+    t = c.table.set_index("metric")
+    for m in ("fid", "kid"):
+        assert (t.loc[m, "mean_a"], t.loc[m, "mean_b"]) == (expected["a"][m]["value"], expected["b"][m]["value"])
+        assert t.loc[m, "verdict"] != NOT_TESTED and int(t.loc[m, "n"]) == n

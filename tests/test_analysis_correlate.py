@@ -84,7 +84,7 @@ def test_ranking_agreement_known_answer(tmp_path: Path) -> None:
 
 def test_ranking_refuses_mixed_data(tmp_path: Path) -> None:
     runs = load_runs([write_run(tmp_path, "a", masks_digest="x"), write_run(tmp_path, "b", masks_digest="y")])
-    with pytest.raises(InputError, match="different datasets or mask sets"):
+    with pytest.raises(InputError, match="not scored on the same samples"):
         metric_ranks(runs)
 
 

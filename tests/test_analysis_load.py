@@ -151,7 +151,7 @@ def test_mixed_digests_refused_unless_allowed(tmp_path: Path) -> None:
     a = write_run(tmp_path, "a", masks_digest="m1")
     b = write_run(tmp_path, "b", masks_digest="m2")
     runs = load_runs([a, b])
-    with pytest.raises(InputError, match="different datasets or mask sets") as exc:
+    with pytest.raises(InputError, match="not scored on the same samples") as exc:
         check_same_data(runs, False, "rank these runs together")
     assert "--allow-mixed" in (exc.value.fix or "")
     assert check_same_data(runs, True, "x") is True

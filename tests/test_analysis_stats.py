@@ -6,26 +6,25 @@ import math
 
 import numpy as np
 import pytest
-import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
 from inpaintbench.analysis.stats import (
-    _GramFid,
+    KIDSettings,
     _kendall_tau_b_rows,
     bootstrap_mean_ci,
     correlation,
-    fid_from_features,
     finite_pairs,
     fisher_z_ci,
     holm,
-    ids_from_features,
-    kid_from_features,
     paired_bootstrap_diff_ci,
     set_metric_bootstrap,
     wilcoxon_signed_rank,
 )
+from inpaintbench.metrics.fid import frechet_distance
+from inpaintbench.metrics.ids import inception_discriminative_scores
+from inpaintbench.metrics.kid import kernel_inception_distance
 
 
 def test_bootstrap_mean_ci_matches_normal_theory_and_excludes_nonfinite() -> None:
@@ -143,55 +142,58 @@ def test_vectorised_kendall_matches_scipy_with_ties() -> None:
     np.testing.assert_allclose(ours, ref, rtol=1e-12)
 
 
-def _fid_reference(f: np.ndarray, r: np.ndarray) -> float:
-    s1 = np.cov(f, rowvar=False, bias=True)
-    s2 = np.cov(r, rowvar=False, bias=True)
-    covmean = scipy.linalg.sqrtm(s1 @ s2)
-    return float(
-        ((f.mean(0) - r.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean).real
-    )
+# --- set-level metrics: one implementation (inpaintbench.metrics), (fake, real) order here -------------
+def test_set_metric_values_are_the_runners_functions_in_the_right_order() -> None:
+    """Point values equal the runner's calls exactly (same functions, same float64 inputs). Swapping
+    fake and real changes KID (whose subsets are drawn from the real set first), so the order is tested
+    there; FID and IDS are symmetric under the swap (the SVM's labels and decisions just flip sign)."""
+    rng = np.random.default_rng(12)
+    real = rng.normal(size=(70, 6))
+    fake_a = real + rng.normal(0.2, 0.6, real.shape)
+    fake_b = real + rng.normal(0.0, 0.4, real.shape)
+    fid = set_metric_bootstrap("fid", fake_a, real, fake_b, real, n_boot=3)
+    assert (fid.value_a, fid.value_b) == (frechet_distance(real, fake_a), frechet_distance(real, fake_b))
+    ka, kb = KIDSettings(subsets=8, subset_size=50, seed=3), KIDSettings(subsets=5, subset_size=1000, seed=4)
+    kid = set_metric_bootstrap("kid", fake_a, real, fake_b, real, n_boot=3, kid_a=ka, kid_b=kb)
+    assert kid.value_a == kernel_inception_distance(real, fake_a, subsets=8, subset_size=50, seed=3)[0]
+    assert kid.value_b == kernel_inception_distance(real, fake_b, subsets=5, subset_size=70, seed=4)[0]
+    assert kid.value_a != kernel_inception_distance(fake_a, real, subsets=8, subset_size=50, seed=3)[0]
+    p_ref, u_ref = inception_discriminative_scores(real, fake_a)
+    p = set_metric_bootstrap("p_ids", fake_a, real, fake_b, real, n_boot=2)
+    u = set_metric_bootstrap("u_ids", fake_a, real, fake_b, real, n_boot=2)
+    assert (p.value_a, u.value_a) == (p_ref, u_ref)
 
 
-@pytest.mark.parametrize("n, d", [(200, 16), (12, 40)])  # N > D and the rank-deficient N < D
-def test_fid_matches_sqrtm_reference(n: int, d: int) -> None:
-    rng = np.random.default_rng(6)
-    f, r = rng.normal(size=(n, d)), rng.normal(0.2, 1.3, size=(n, d))
-    assert fid_from_features(f, r) == pytest.approx(_fid_reference(f, r), rel=1e-6)
-    assert fid_from_features(r, r) == pytest.approx(0.0, abs=1e-8)
-
-
-def test_fid_weights_equal_duplicated_rows_and_gram_path() -> None:
-    rng = np.random.default_rng(7)
-    f, r = rng.normal(size=(30, 50)), rng.normal(0.1, 1, size=(30, 50))
-    w = np.bincount(rng.integers(0, 30, 30), minlength=30)
-    idx = np.repeat(np.arange(30), w)
-    gram = _GramFid(f, r)
-    assert fid_from_features(f, r, w) == pytest.approx(fid_from_features(f[idx], r[idx]), rel=1e-9)
-    assert gram(w) == pytest.approx(fid_from_features(f[idx], r[idx]), rel=1e-7)
-    assert gram() == pytest.approx(fid_from_features(f, r), rel=1e-7)
-
-
-def test_kid_matches_direct_unbiased_mmd() -> None:
-    rng = np.random.default_rng(8)
-    x, y = rng.normal(size=(15, 6)), rng.normal(0.5, 1, size=(15, 6))
-    d = x.shape[1]
-
-    def k(a, b):
-        return (a @ b / d + 1) ** 3
-
-    m = len(x)
-    kxx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
-    kyy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
-    kxy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
-    assert kid_from_features(x, y) == pytest.approx(kxx + kyy - 2 * kxy, rel=1e-10)
+def test_kid_at_n_above_1000_equals_the_leaderboards() -> None:
+    """N > 1000: the runner's KID is torch-fidelity's subset estimator (subsets of min(1000, N) rows),
+    not the all-pairs MMD² the old analysis code used; compare's value must be the runner's, exactly.
+    (10 subsets instead of the runner's 100 keep this fast; the settings come from the run anyway.)"""
+    rng = np.random.default_rng(13)
+    n, d = 1300, 16
+    real = np.maximum(rng.normal(0.3, 1, (n, d)), 0)
+    fake = np.maximum(real + rng.normal(0.05, 0.5, (n, d)), 0)
+    runner = kernel_inception_distance(real, fake, subsets=10, subset_size=min(1000, n), seed=7)[0]
+    k = KIDSettings(subsets=10, subset_size=1000, seed=7)
+    r = set_metric_bootstrap("kid", fake, real, fake, real, n_boot=4, kid_a=k, kid_b=k)
+    assert r.value_a == runner and r.value_b == runner and r.n == n
+    assert (r.diff, r.ci_low, r.ci_high) == (0.0, 0.0, 0.0)  # common draws: identical runs cancel
+    # other seeds in B: B's own value, and independent subset draws in the resamples too
+    other = set_metric_bootstrap("kid", fake, real, fake, real, n_boot=4, kid_a=k, kid_b=KIDSettings(10, 1000, 8))
+    assert other.value_b == kernel_inception_distance(real, fake, subsets=10, subset_size=1000, seed=8)[0]
+    assert other.ci_low < other.ci_high
+    # the all-pairs estimator differs by far more than round-off (it has no subset noise)
+    kxx, kyy, kxy = ((a @ b.T / d + 1) ** 3 for a, b in ((fake, fake), (real, real), (fake, real)))
+    all_pairs = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean()
+    assert abs(all_pairs - runner) > 1e-6 * abs(runner)
 
 
 def test_ids_separable_sets() -> None:
     rng = np.random.default_rng(9)
     real = rng.normal(size=(40, 5))
     fake = real + 10.0  # trivially separable: the SVM never confuses them
-    p_ids, u_ids = ids_from_features(fake, real)
-    assert p_ids == 0.0 and u_ids == 0.0
+    for metric in ("p_ids", "u_ids"):
+        r = set_metric_bootstrap(metric, fake, real, fake, real, n_boot=2)
+        assert r.value_a == 0.0 and r.diff == 0.0
 
 
 def test_set_metric_bootstrap_identical_and_shifted() -> None:
@@ -206,6 +208,9 @@ def test_set_metric_bootstrap_identical_and_shifted() -> None:
         assert r.diff < 0 and r.ci_high < 0 and r.p < 0.05, metric  # A is closer to real
     r = set_metric_bootstrap("p_ids", fake_a, real, fake_b, real, n_boot=5)
     assert r.n_boot == 5 and math.isfinite(r.diff)
+    # the project's p-value convention: floored at 1/(B+1), never 0
+    r = set_metric_bootstrap("fid", fake_a, real, fake_a + 3.0, real, n_boot=40)
+    assert r.p == pytest.approx(1 / 41) and r.ci_method == "percentile (40 paired resamples)"
     with pytest.raises(ValueError):
         set_metric_bootstrap("fid_inf", fake_a, real, fake_b, real)
 

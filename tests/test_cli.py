@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from run_paths import model_run_dir
 
 from inpaintbench.cli import main
 from inpaintbench.results import load_run
@@ -100,7 +101,7 @@ def test_disk_full_keeps_completed_rows(capsys, tmp_path, monkeypatch):
     code, text = _run(capsys, "run", "--model", "telea", "--limit", "6", "--batch-size", "2", "--out", str(out),
                       *PIXEL)
     assert code == 1 and "disk full" in text
-    chunks = list((out / "telea" / "partial").glob("batch-*.parquet"))
+    chunks = list((model_run_dir(out, "telea") / "partial").glob("batch-*.parquet"))
     assert chunks, "the completed chunk must survive"
     monkeypatch.setattr(results.os, "fdopen", real)
     code, text = _run(capsys, "run", "--model", "telea", "--limit", "6", "--batch-size", "2", "--out", str(out),
@@ -209,7 +210,12 @@ def test_score_empty_mask(capsys, tmp_path):
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "masks" / "img0.png")  # no 255 = no hole
     code, text = _run(capsys, "score", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
                       "--masks", str(tmp_path / "masks"), "--hole-value", "255", "--out", str(tmp_path / "o"), *PIXEL)
-    assert code == 1 and "img0" in text and "hole" in text
+    # The same mask-validity rule as `run`: the sample fails with the reason, the others are scored.
+    assert code == 0 and "1 sample(s) failed" in text
+    _, rows, summary = load_run(tmp_path / "o")
+    bad = rows.set_index("image_id").loc["img0"]
+    assert bad["status"] == "failed" and "no hole" in bad["error"]
+    assert summary["n_failed"] == 1 and summary["n_ok"] == len(rows) - 1
 
 
 def test_models_lists_and_offers_register(capsys):

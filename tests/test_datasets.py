@@ -40,15 +40,76 @@ def samples():
     return load_dataset("samples")
 
 
+def _reference_photograph(source):
+    """The source photograph through its package's public API (a check on our direct file read)."""
+    package, filename = D.SAMPLE_SOURCES[source]
+    if package == "skimage":
+        import skimage.data
+
+        if source == "motorcycle_left":
+            return skimage.data.stereo_motorcycle()[0]
+        return getattr(skimage.data, source)()
+    if package == "sklearn":
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(filename)
+    import matplotlib.cbook
+
+    with Image.open(matplotlib.cbook.get_sample_data(filename)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def test_samples_shape_count_and_ids(samples):
-    assert len(samples) >= 48
+    assert len(samples) == len(D.SAMPLE_WINDOWS)
+    assert samples.ids == [w[0] for w in D.SAMPLE_WINDOWS]
     assert len(set(samples.ids)) == len(samples)
     for image_id, img in samples:
         assert img.shape == (256, 256, 3) and img.dtype == np.uint8
         assert image_id.rsplit("_", 1)[1].isdigit()
-    # the portraits are there, several crops each
-    assert sum(i.startswith("astronaut_") for i in samples.ids) >= 3
-    assert sum(i.startswith("grace_hopper_") for i in samples.ids) >= 3
+    # every listed photograph is used, and licensed
+    assert {w[1] for w in D.SAMPLE_WINDOWS} == set(D.SAMPLE_SOURCES) == set(D.SAMPLE_LICENSES)
+
+
+def _overlap(a, b):
+    """Do two (x, y, size) squares share at least one pixel?"""
+    (xa, ya, sa), (xb, yb, sb) = a, b
+    return max(xa, xb) < min(xa + sa, xb + sb) and max(ya, yb) < min(ya + sa, yb + sb)
+
+
+def test_overlap_helper():
+    assert _overlap((0, 0, 256), (255, 255, 256)) and _overlap((0, 0, 256), (10, 10, 20))  # contained
+    assert not _overlap((0, 0, 256), (256, 0, 256)) and not _overlap((0, 0, 256), (0, 256, 256))
+
+
+def test_sample_windows_never_overlap_within_a_photograph():
+    # Independence for the bootstrap and the paired tests: no pixel is in two windows.
+    w = D.SAMPLE_WINDOWS
+    for i in range(len(w)):
+        for j in range(i + 1, len(w)):
+            if w[i][1] == w[j][1]:
+                assert not _overlap(w[i][2:], w[j][2:]), (w[i][0], w[j][0])
+    # the same, counted pixel by pixel
+    for source in D.SAMPLE_SOURCES:
+        h, wd = D._load_source(source).shape[:2]
+        cover = np.zeros((h, wd), np.int32)
+        for _, s, x, y, size in w:
+            if s == source:
+                cover[y:y + size, x:x + size] += 1
+        assert cover.max() == 1, source
+
+
+def test_every_sample_window_is_inside_its_photograph():
+    for image_id, source, x, y, size in D.SAMPLE_WINDOWS:
+        h, w = D._load_source(source).shape[:2]
+        assert size > 0 and 0 <= x and 0 <= y and x + size <= w and y + size <= h, (image_id, w, h)
+
+
+def test_sample_windows_are_native_and_as_many_as_fit():
+    assert all(w[4] == 256 for w in D.SAMPLE_WINDOWS)  # nothing is resampled at the default resolution
+    for source in D.SAMPLE_SOURCES:
+        h, w = D._load_source(source).shape[:2]
+        n = sum(1 for win in D.SAMPLE_WINDOWS if win[1] == source)
+        assert n == (w // 256) * (h // 256), source  # the most disjoint 256-squares the photograph holds
 
 
 def test_samples_are_pairwise_different(samples):
@@ -66,25 +127,22 @@ def test_samples_are_colour_photographs(samples):
         assert f.std() > 10.0, image_id  # not a flat patch
 
 
-def test_sample_window_matches_the_source_photograph(samples):
-    import skimage.data
-
-    src = skimage.data.astronaut()  # the public API as a reference for our direct file read
-    i = samples.ids.index("astronaut_00")
-    _, x, y, size = [w for w in D.SAMPLE_WINDOWS if w[0] == "astronaut_00"][0][1:]
-    assert size == 256
-    np.testing.assert_array_equal(samples[i][1], src[y:y + 256, x:x + 256])
-    # A larger window is the bicubic downscale of that window.
-    j = samples.ids.index("astronaut_01")
-    np.testing.assert_array_equal(samples[j][1], pil_bicubic(src, 256, 256))
+def test_sample_windows_match_the_source_photographs(samples):
+    refs = {source: _reference_photograph(source) for source in D.SAMPLE_SOURCES}
+    for (image_id, img), (wid, source, x, y, size) in zip(samples, D.SAMPLE_WINDOWS, strict=True):
+        assert image_id == wid
+        np.testing.assert_array_equal(img, refs[source][y:y + size, x:x + size], err_msg=image_id)
 
 
 def test_samples_digest_is_stable_and_matches_its_definition(samples):
+    assert D.SAMPLES_DIGEST_TAG == b"inpaintbench-samples-v2\n"
     D._build_samples.cache_clear()
     D._load_source.cache_clear()
     again = load_dataset("samples")
-    assert again.digest == samples.digest
-    h = hashlib.sha256(b"inpaintbench-samples-v1\n")
+    assert again.digest == samples.digest and again.ids == samples.ids
+    for (_, a), (_, b) in zip(again, samples, strict=True):
+        np.testing.assert_array_equal(a, b)
+    h = hashlib.sha256(b"inpaintbench-samples-v2\n")
     for image_id, img in again:
         h.update(f"{image_id}\0{img.shape}\n".encode())
         h.update(img.tobytes())
@@ -102,6 +160,7 @@ def test_samples_at_512_are_upscaled_with_a_warning(samples):
     assert len(big) == len(samples) and big.ids == samples.ids
     _, img = big[0]
     assert img.shape == (512, 512, 3)
+    np.testing.assert_array_equal(img, pil_bicubic(samples[0][1], 512, 512))
     assert big.digest != samples.digest
     assert big.describe()["upscaled"] == sum(w[4] < 512 for w in D.SAMPLE_WINDOWS)
     assert samples.describe()["upscaled"] == 0
@@ -111,6 +170,8 @@ def test_samples_describe(samples):
     d = samples.describe()
     assert d["name"] == "samples" and d["n"] == len(samples) and d["digest"] == samples.digest
     assert d["resolution"] == 256 and "grace_hopper" in d["sources"]
+    assert d["n_photographs"] == len({w[1] for w in D.SAMPLE_WINDOWS}) == len(d["sources"])
+    assert set(d["licenses"]) == set(d["sources"])
     assert samples.path_of(0) is None
 
 
@@ -310,4 +371,6 @@ def test_list_datasets_names_the_builtins():
     specs = [r["spec"] for r in rows]
     assert "samples" in specs and "folder:PATH" in specs
     assert all(r["summary"] for r in rows)
-    assert [r for r in rows if r["spec"] == "samples"][0]["n"] == len(D.SAMPLE_WINDOWS)
+    row = [r for r in rows if r["spec"] == "samples"][0]
+    assert row["n"] == len(D.SAMPLE_WINDOWS)
+    assert row["summary"].startswith(f"{len(D.SAMPLE_WINDOWS)} non-overlapping")

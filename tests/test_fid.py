@@ -156,8 +156,8 @@ def test_small_n_row_route_equals_the_moment_route():
 
 def test_bootstrap_interval_tracks_sampling_variability():
     """Simulation: the bootstrap spread from ONE sample should match the spread of FID over many
-    independent samples of the same size (within a factor 2), and the interval is centred on the
-    point estimate although the raw bootstrap FIDs are biased upward."""
+    independent samples of the same size (within a factor 2), and the normal interval is centred on
+    the point estimate although the raw bootstrap FIDs are biased upward."""
     d, n = 8, 300
     true_fids, widths = [], []
     ci = None
@@ -169,14 +169,43 @@ def test_bootstrap_interval_tracks_sampling_variability():
             ci = fid_bootstrap_ci(real, fake, n_boot=200, seed=s)
             widths.append(ci.boot_std)
             assert ci.lo < ci.fid < ci.hi
+            # fid ± z·se, z = Φ⁻¹(0.975) = 1.959964 (float64 round-off of fid ± half only)
+            assert ci.hi - ci.fid == pytest.approx(1.959963984540054 * ci.boot_std, rel=1e-9)
+            assert ci.fid - ci.lo == pytest.approx(ci.hi - ci.fid, rel=1e-9)
             assert ci.boot_mean > ci.fid  # resampling duplicates images: upward bias
-            assert ci.paired
+            assert ci.paired and ci.method.startswith("normal interval with bootstrap SE (200 paired")
     sd = float(np.std(true_fids, ddof=1))
     assert 0.5 * sd < float(np.mean(widths)) < 2.0 * sd
     # determinism and the lo/hi-first tuple layout the suite relies on
     again = fid_bootstrap_ci(relu_feats(n, d, seed=102), relu_feats(n, d, shift=0.15, seed=202),
                              n_boot=200, seed=2)
     assert again == ci and again[0] == again.lo and again[1] == again.hi
+
+
+@pytest.mark.parametrize("n,d", [(48, 256), (400, 32)], ids=["N<d", "N>d"])
+def test_percentile_type_intervals_would_be_undefined(n, d):
+    """Why fid_bootstrap_ci is not BC/BCa: no resample falls at or below the point estimate, so BC's
+    z0 = Φ⁻¹(share below) is -inf (and the percentile interval would exclude the estimate)."""
+    ci = fid_bootstrap_ci(relu_feats(n, d, seed=5), relu_feats(n, d, shift=0.1, seed=6), n_boot=100, seed=0)
+    assert ci.boot_below == 0.0
+
+
+def test_weighted_fid_is_the_fid_of_the_resample():
+    """frechet_distance_weighted (both routes) against frechet_distance of the materialised resample.
+    Same formula, other summation order: float64 round-off, ~d·eps relative on the moments and a few
+    eps·d on the eigen/singular values; 1e-9 relative is > 1e3 times that at these sizes."""
+    rng = np.random.default_rng(8)
+    for n, d in ((40, 64), (300, 16)):  # rows route (N < d) and moments route (N >= d)
+        real, fake = relu_feats(n, d, seed=1), relu_feats(n, d, shift=0.2, seed=2)
+        idx = rng.integers(0, n, n)
+        w = np.bincount(idx, minlength=n)
+        explicit = frechet_distance(real[idx], fake[idx])
+        assert F.frechet_distance_weighted(real, fake, w) == pytest.approx(explicit, rel=1e-9)
+        assert F.frechet_distance_weighted(real, fake, w, w) == F.frechet_distance_weighted(real, fake, w)
+    with pytest.raises(InputError, match="multiplicities"):
+        F.frechet_distance_weighted(real, fake, w[:-1])
+    with pytest.raises(InputError, match="2 distinct rows"):
+        F.frechet_distance_weighted(real, fake, np.eye(1, n, dtype=np.int64)[0] * n)
 
 
 def test_bootstrap_unpaired_and_errors():

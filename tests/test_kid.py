@@ -11,7 +11,7 @@ import torch
 from torch_fidelity.metric_kid import kid_features_to_metric
 
 from inpaintbench.errors import InputError
-from inpaintbench.metrics.kid import kernel_inception_distance, polynomial_mmd2_unbiased
+from inpaintbench.metrics.kid import ResampledKID, kernel_inception_distance, polynomial_mmd2_unbiased
 
 
 def feats(n: int, d: int, shift: float = 0.0, seed: int = 0) -> np.ndarray:
@@ -98,3 +98,46 @@ def test_input_errors():
         kernel_inception_distance(np.zeros((1, 3)), np.zeros((10, 3)))
     with pytest.raises(InputError, match="NaN"):
         kernel_inception_distance(np.full((10, 3), np.nan), np.zeros((10, 3)))
+
+
+# --- resampled KID: the bootstrap's entry points evaluate this same estimator ---------------------
+def _paired(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    real = np.maximum(rng.normal(0.3, 1.0, (n, d)), 0)
+    fake = np.maximum(real + rng.normal(0.1, 0.5, (n, d)), 0)
+    return real, fake
+
+
+def test_rows_is_the_explicit_resample():
+    real, fake = _paired(120, 8)
+    idx = np.random.default_rng(1).integers(0, 120, 120)
+    explicit = kernel_inception_distance(real[idx], fake[idx], subsets=7, subset_size=50, seed=3)
+    assert kernel_inception_distance(real, fake, subsets=7, subset_size=50, seed=3, rows=idx) == explicit
+    with pytest.raises(InputError, match="index-matched"):
+        kernel_inception_distance(real, fake[:100], rows=idx[:50])
+    with pytest.raises(InputError, match="integer indices"):
+        kernel_inception_distance(real, fake, rows=idx + 0.5)
+
+
+def test_resampled_kid_equals_the_subset_estimator_on_the_resample():
+    """Kernel route (N x N kernels once, quadratic forms of the subsets' row counts) against
+    kernel_inception_distance on the materialised resample: the same sums in another order.
+    Tolerance: each sum has <= m^2 terms of size <= max|K|, so recursive float64 summation is off by
+    at most m^2·eps·max|K| (Higham 2002, §4.2); divided by m(m-1) or m^2 and three sums: 4·m^2·eps·max|K|
+    bounds the difference of each subset's MMD² and hence of the mean."""
+    real, fake = _paired(300, 12, seed=2)
+    m = 200
+    idx = np.random.default_rng(4).integers(0, 300, 300)
+    kid = ResampledKID(real, fake, subsets=9, subset_size=m)
+    assert kid.kernels is not None
+    kmax = max(float(np.abs(k).max()) for k in kid.kernels)
+    tol = 4 * m * m * np.finfo(np.float64).eps * kmax
+    ref = kernel_inception_distance(real[idx], fake[idx], subsets=9, subset_size=m, seed=11)
+    got = kid(idx, seed=11)
+    assert abs(got[0] - ref[0]) <= tol and abs(got[1] - ref[1]) <= 2 * tol
+    full = kernel_inception_distance(real, fake, subsets=9, subset_size=m, seed=11)
+    assert abs(kid(None, seed=11)[0] - full[0]) <= tol
+    assert abs(got[0] - full[0]) > 100 * tol  # a resample is a different image set
+    # above kernel_rows_max: per-subset kernels through rows=, bit-identical to the explicit resample
+    direct = ResampledKID(real, fake, subsets=9, subset_size=m, kernel_rows_max=0)
+    assert direct.kernels is None and direct(idx, seed=11) == ref

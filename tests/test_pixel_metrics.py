@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from inpaintbench.errors import InputError
 from inpaintbench.metrics.pixel import (
+    PSNR_CAP_DB,
     gaussian_kernel_1d,
     l1,
     masked_l1,
@@ -274,14 +275,42 @@ def test_piq_default_downsamples_large_images():
 def test_identity_and_no_hole(pairs):
     _, gt, holes = pairs
     out = pixel_metrics(t(gt), t(gt), t(holes))
-    assert torch.isinf(out["psnr"]).all() and (out["psnr"] > 0).all()
-    assert torch.isinf(out["psnr_hole"]).all()
+    assert (out["psnr"] == PSNR_CAP_DB).all()  # capped, not +inf
+    assert (out["psnr_hole"] == PSNR_CAP_DB).all()
     np.testing.assert_allclose(out["ssim"].numpy(), 1.0, rtol=0, atol=1e-12)
     assert (out["l1"] == 0).all() and (out["l1_hole"] == 0).all()
     no_hole = np.zeros_like(holes)
     out = pixel_metrics(t(pairs[0]), t(gt), t(no_hole))
     assert torch.isnan(out["psnr_hole"]).all() and torch.isnan(out["l1_hole"]).all()
     assert torch.isfinite(out["psnr"]).all()
+
+
+def test_psnr_cap():
+    """+inf (identical) and anything above 100 dB become exactly PSNR_CAP_DB; values below it are MAT's.
+
+    Uint8 256x256x3 with one channel of one pixel off by 1: MSE = 1/196608, i.e.
+    20*log10(255) + 10*log10(196608) = 101.07 dB, the smallest non-zero error there, above the cap.
+    """
+    gt = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    one_off = gt.copy()
+    one_off[7, 9, 1] ^= 1  # differs by exactly 1
+    assert mat_psnr(one_off, gt) == pytest.approx(101.0668, abs=1e-4) and mat_psnr(gt, gt) == np.inf
+    got = psnr(t(np.stack([gt, one_off])), t(np.stack([gt, gt]))).numpy()
+    np.testing.assert_array_equal(got, [PSNR_CAP_DB, PSNR_CAP_DB])
+    small = gt[:32, :32]  # same one-unit error on 32x32: 82.99 dB, below the cap, unchanged
+    small_off = one_off[:32, :32]
+    assert float(psnr(t(small_off), t(small))[0]) == pytest.approx(mat_psnr(small_off, small), abs=TOL)
+    assert float(psnr(t(small_off), t(small))[0]) < PSNR_CAP_DB
+    # hole reproduced exactly while the rest differs: hole-only PSNR capped, whole-image PSNR finite
+    hole = np.zeros((256, 256), bool)
+    hole[100:140, 100:140] = True
+    pred = gt.copy()
+    pred[~hole] = 255 - pred[~hole]
+    out = pixel_metrics(t(pred), t(gt), t(hole))
+    assert float(out["psnr_hole"][0]) == PSNR_CAP_DB and float(out["psnr"][0]) < 20
+    assert float(masked_psnr(t(pred), t(gt), t(hole))[0]) == PSNR_CAP_DB
+    no_hole = pixel_metrics(t(pred), t(gt), t(np.zeros_like(hole)))
+    assert torch.isnan(no_hole["psnr_hole"]).all()  # the cap does not turn "no hole" into a number
 
 
 def test_all_hole_equals_whole_image(pairs):
@@ -321,11 +350,13 @@ def test_properties(hw, seed, spread):
     assert np.all(s <= 1 + 1e-12) and np.all(s >= -1 - 1e-12)
     assert np.all((ab["l1"].numpy() >= 0) & (ab["l1"].numpy() <= 1))
     assert np.all(ab["psnr"].numpy() >= 0)  # mse <= 255^2
+    assert np.all(ab["psnr"].numpy() <= PSNR_CAP_DB) and np.isfinite(ab["psnr"].numpy()).all()
+    # at <= 24x24 px the smallest non-zero MSE gives < 76 dB, so only identical pairs reach the cap
     same = ~np.any(a != b, axis=(1, 2, 3))
-    assert np.array_equal(np.isinf(ab["psnr"].numpy()), same)
+    assert np.array_equal(ab["psnr"].numpy() == PSNR_CAP_DB, same)
     aa = pixel_metrics(t(a), t(a), t(holes))
     np.testing.assert_allclose(aa["ssim"].numpy(), 1.0, rtol=0, atol=1e-12)
-    assert np.all(aa["l1"].numpy() == 0) and np.all(np.isinf(aa["psnr"].numpy()))
+    assert np.all(aa["l1"].numpy() == 0) and np.all(aa["psnr"].numpy() == PSNR_CAP_DB)
     np.testing.assert_allclose(s, each(mat_ssim, a, b), rtol=0, atol=TOL)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_paths import model_run_dir
 
 from inpaintbench.cli import main
 from inpaintbench.results import load_run
@@ -24,13 +25,17 @@ def test_run_with_all_metrics_and_cached_reference_features(capsys, tmp_path, fa
     text = capsys.readouterr()
     assert code == 0, text.out + text.err
     for model in ("telea", "ns"):
-        manifest, rows, summary = load_run(tmp_path / "runs" / model)
+        run_dir = model_run_dir(tmp_path / "runs", model)
+        manifest, rows, summary = load_run(run_dir)
         assert {"psnr", "ssim", "l1", "psnr_hole", "l1_hole", "lpips"} <= set(rows.columns)
         assert rows["lpips"].notna().all() and (rows["lpips"] > 0).all()
         for name in ("fid", "kid", "p_ids", "u_ids"):
             entry = summary["set_metrics"][name]
             assert entry["status"] == "ok" and entry["n"] == 6, (name, entry)
-        assert np.load(tmp_path / "runs" / model / "features" / "fake.npy").shape[0] == 6
+        # Every run directory is self-contained: the second model's reals came from the cache but are saved.
+        for kind in ("fake", "real"):
+            assert np.isfinite(np.load(run_dir / "features" / f"{kind}.npy")).all()
+            assert np.load(run_dir / "features" / f"{kind}.npy").shape[0] == 6
         assert manifest["metrics"] and all(v == "ok" for v in manifest["metric_status"].values())
     # The ground-truth features of the first model were cached and reused by the second.
     assert any((isolated_home / "features").rglob("*.npy"))
@@ -43,7 +48,7 @@ def test_missing_weights_degrade_and_require_fails(capsys, tmp_path, isolated_ho
     empty.mkdir()
     base = ["run", "--model", "telea", "--limit", "2", "--offline", "--weights-dir", str(empty)]
     assert main([*base, "--out", str(tmp_path / "a")]) == 0
-    _, rows, summary = load_run(tmp_path / "a" / "telea")
+    _, rows, summary = load_run(model_run_dir(tmp_path / "a", "telea"))
     assert "lpips" not in rows.columns and "psnr" in rows.columns
     assert summary["unavailable"]["lpips"].startswith("unavailable")
     assert summary["set_metrics"]["fid"]["status"] == "unavailable"
@@ -57,12 +62,12 @@ def test_preset_mat_selects_mat_conventions_and_explicit_flags_win(capsys, tmp_p
     empty.mkdir()
     base = ["run", "--model", "telea", "--limit", "1", "--offline", "--weights-dir", str(empty), "--preset", "mat"]
     assert main([*base, "--out", str(tmp_path / "a")]) == 0
-    manifest, _, summary = load_run(tmp_path / "a" / "telea")
+    manifest, _, summary = load_run(model_run_dir(tmp_path / "a", "telea"))
     assert list(manifest["config"]["metrics"]) == ["psnr", "ssim", "l1", "lpips", "fid", "p_ids", "u_ids"]
     assert manifest["config"]["feature_extractor"] == "inception-stylegan2"
     assert "inception-stylegan2" in summary["set_metrics"]["fid"]["reason"]
     assert main([*base, "--metrics", "psnr", "--lpips-net", "vgg", "--out", str(tmp_path / "b")]) == 0
-    manifest, _, _ = load_run(tmp_path / "b" / "telea")
+    manifest, _, _ = load_run(model_run_dir(tmp_path / "b", "telea"))
     assert list(manifest["config"]["metrics"]) == ["psnr"] and manifest["config"]["lpips_net"] == "vgg"
     capsys.readouterr()
     assert main(["run", "--preset", "lama"]) == 2
@@ -119,7 +124,7 @@ def test_opt_in_lama_ssim_column(capsys, tmp_path):
     code = main(["run", "--model", "telea", "--limit", "2", "--metrics", "ssim,ssim_lama", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0
-    manifest, rows, summary = load_run(tmp_path / "telea")
+    manifest, rows, summary = load_run(model_run_dir(tmp_path, "telea"))
     assert rows["ssim_lama"].between(0, 1).all() and (rows["ssim_lama"] != rows["ssim"]).all()
     assert "ssim_lama" in summary["metrics"] and "SSIM (LaMa)" in out
     assert "zero padding" in manifest["metrics"]["variants"]["ssim_lama"]

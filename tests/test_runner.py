@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from run_paths import model_run_dir
 
 from inpaintbench.errors import InputError
 from inpaintbench.models.base import register_model
@@ -112,8 +113,8 @@ def test_run_writes_schema_and_is_reproducible(tmp_path):
     assert manifest["comparable"] is False and "limit" in manifest["not_comparable_reason"]
     assert manifest["dataset"]["digest"] and manifest["masks"]["digest"]
     assert manifest["model"]["name"] == "telea"
-    assert list(rows.columns[:8]) == ["sample_id", "image_id", "mask_id", "hole_ratio", "bin", "status",
-                                      "error", "seconds"]
+    assert list(rows.columns[:10]) == ["sample_id", "image_id", "mask_id", "image_sha256", "hole_sha256",
+                                       "hole_ratio", "bin", "status", "error", "seconds"]
     assert set(PIXEL_METRICS) <= set(rows.columns)
     assert summary["n"] == 8 and summary["n_ok"] == 8
     for name in PIXEL_METRICS:
@@ -125,10 +126,25 @@ def test_run_writes_schema_and_is_reproducible(tmp_path):
     assert not (tmp_path / "a" / "partial").exists()
 
 
+class _TeleaThatMustNotRun:
+    """Describes itself as telea (same identity) but fails if asked to inpaint."""
+
+    def __init__(self) -> None:
+        from inpaintbench.models.base import create_model
+
+        self._telea = create_model("telea")
+
+    def describe(self) -> dict:
+        return self._telea.describe()
+
+    def inpaint(self, *args, **kwargs):
+        raise AssertionError("a finished run was recomputed")
+
+
 def test_finished_run_is_not_recomputed_and_config_change_is_refused(tmp_path):
     config = RunConfig(model="telea", limit=4, metrics=PIXEL_METRICS)
     first = evaluate_model(config, tmp_path / "r")
-    again = evaluate_model(config, tmp_path / "r", model=_BrokenModel("raise"))  # would fail if recomputed
+    again = evaluate_model(config, tmp_path / "r", model=_TeleaThatMustNotRun())  # would fail if recomputed
     pd.testing.assert_frame_equal(first.rows, again.rows)
     with pytest.raises(InputError, match="different configuration"):
         evaluate_model(RunConfig(model="telea", limit=4, seed=1, metrics=PIXEL_METRICS), tmp_path / "r")
@@ -199,12 +215,12 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), *RUN_ARGS, "--out", str(out)],
                             env=_env(SLEEPY_LOG=str(log), SLEEPY_SECONDS="0.4"),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    partial = out / "sleepy" / "partial"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(partial.glob("batch-*.parquet"))) < 3:
+    while time.time() < deadline and len(list(out.glob("sleepy-*/partial/batch-*.parquet"))) < 3:
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    partial = model_run_dir(out, "sleepy") / "partial"
     done_before = len(list(partial.glob("batch-*.parquet")))
     assert 3 <= done_before < 8, "the run should have been killed half-way"
     calls_before = len(log.read_text().splitlines())
@@ -222,8 +238,8 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     straight = subprocess.run([sys.executable, str(script), *RUN_ARGS, "--out", str(clean)], env=_env(),
                               capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr
-    rows_a, summary_a = _comparable(out / "sleepy")
-    rows_b, summary_b = _comparable(clean / "sleepy")
+    rows_a, summary_a = _comparable(model_run_dir(out, "sleepy"))
+    rows_b, summary_b = _comparable(model_run_dir(clean, "sleepy"))
     pd.testing.assert_frame_equal(rows_a, rows_b)
     assert summary_a == summary_b
 
@@ -239,10 +255,10 @@ def test_torchrun_two_processes_match_one(tmp_path):
         env=_env(), capture_output=True, text=True, timeout=300,
     )
     assert dist.returncode == 0, dist.stdout[-3000:] + dist.stderr[-3000:]
-    manifest, _, _ = load_run(tmp_path / "two" / "sleepy")
+    manifest, _, _ = load_run(model_run_dir(tmp_path / "two", "sleepy"))
     assert manifest["world_size"] == 2
-    rows_a, summary_a = _comparable(tmp_path / "one" / "sleepy")
-    rows_b, summary_b = _comparable(tmp_path / "two" / "sleepy")
+    rows_a, summary_a = _comparable(model_run_dir(tmp_path / "one", "sleepy"))
+    rows_b, summary_b = _comparable(model_run_dir(tmp_path / "two", "sleepy"))
     pd.testing.assert_frame_equal(rows_a, rows_b)
     assert summary_a == summary_b
 

@@ -2,8 +2,11 @@
 
 Per-image metrics: Wilcoxon signed-rank test and a paired bootstrap CI of the mean difference, with
 Holm's correction across all metrics tested. Set-level metrics (FID, KID, IDS): a paired bootstrap
-over images from the saved Inception features. A metric is called different only when both the
-(Holm-adjusted) test and the CI agree; otherwise the verdict is "no detectable difference".
+over images from the saved Inception features, computed by the runner's own functions with the run's
+own KID settings, so the values equal the leaderboard's. A metric is called different only when both
+the (Holm-adjusted) test and the CI agree; otherwise the verdict is "no detectable difference". A row
+that could not be tested has the verdict "not tested" and its reason in ``note`` ("not tested: ..."),
+and says so in every output format.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from inpaintbench.analysis.load import PER_IMAGE_METRICS, SET_METRICS, Run, chec
 from inpaintbench.analysis.stats import (
     BOOTSTRAP_SET_METRICS,
     DEFAULT_ALPHA,
+    KIDSettings,
     finite_pairs,
     holm,
     paired_bootstrap_diff_ci,
@@ -32,6 +36,8 @@ from inpaintbench.errors import InputError
 from inpaintbench.metrics.info import is_higher_better
 
 NO_DIFF = "no detectable difference at α={alpha:g}"
+#: The verdict of a row that was not tested; its ``note`` starts with "not tested: <reason>".
+NOT_TESTED = "not tested"
 
 
 @dataclass
@@ -155,6 +161,7 @@ def compare_runs(
             "n_nonfinite": int(nonfinite),
             "mean_a": float(fa.mean()) if fa.size else math.nan,
             "mean_b": float(fb.mean()) if fb.size else math.nan,
+            "_tested": fa.size >= 2,
         }
         if fa.size < 2:
             rec.update(
@@ -174,18 +181,15 @@ def compare_runs(
             )
         records.append(rec)
 
-    feats = _shared_features(a, b, ja, jb, both_ok, set_names, notes)
+    feats, why_no_feats = _shared_features(a, b, (label_a, label_b), ja, jb, both_ok, set_names, notes)
+    kid_settings = (_kid_settings(a), _kid_settings(b))
     for j, m in enumerate(set_names):
         rec = {"metric": m, "kind": "set", "test": "paired bootstrap over images", "n_nonfinite": 0}
         reason = None
         if m not in BOOTSTRAP_SET_METRICS:
             reason = f"not tested: no bootstrap for {fmt.label(m)} (it needs fits at several N)"
         elif feats is None:
-            missing = [lab for lab, r in ((label_a, a), (label_b, b)) if r.features_dir is None]
-            reason = (
-                f"not tested: no saved features in {' and '.join(missing)} "
-                "(re-run with deep metrics so features/ is written)"
-            )
+            reason = f"not tested: {why_no_feats}"
         elif m in ("p_ids", "u_ids") and ids_n_boot <= 0:
             reason = "not tested: IDS bootstrap disabled (ids_n_boot = 0)"
         if reason is not None:
@@ -199,10 +203,13 @@ def compare_runs(
                 ci_high=math.nan,
                 p=math.nan,
                 note=reason,
+                _tested=False,
             )
         else:
             boots = ids_n_boot if m in ("p_ids", "u_ids") else set_n_boot
-            r = set_metric_bootstrap(m, *feats, n_boot=boots, alpha=alpha, seed=seed + 100 + j)
+            r = set_metric_bootstrap(
+                m, *feats, n_boot=boots, alpha=alpha, seed=seed + 100 + j, kid_a=kid_settings[0], kid_b=kid_settings[1]
+            )
             rec.update(
                 n=r.n,
                 mean_a=r.value_a,
@@ -212,6 +219,7 @@ def compare_runs(
                 ci_high=r.ci_high,
                 p=r.p,
                 note=f"{boots} resamples; recomputed from features",
+                _tested=True,
             )
         records.append(rec)
 
@@ -238,6 +246,8 @@ def compare_runs(
         table["p_holm"] = holm(table["p"].to_numpy(np.float64))
         table["verdict"] = [
             verdict(r["diff"], r["ci_low"], r["ci_high"], r["p_holm"], r["metric"], alpha)
+            if r["_tested"]
+            else NOT_TESTED
             for _, r in table.iterrows()
         ]
         table["note"] = [_disagreement(r, alpha) for _, r in table.iterrows()]
@@ -289,13 +299,51 @@ def _set_metrics_to_test(a: Run, b: Run) -> list[str]:
     return names
 
 
+def _kid_settings(run: Run) -> KIDSettings:
+    """The run's KID subsets and seed (summary ``set_metrics.kid.extra``, manifest ``seed``); the
+    runner's defaults where a writer did not record them."""
+    entry = run.set_metric("kid") or {}
+    extra = entry.get("extra") if isinstance(entry.get("extra"), dict) else {}
+    default = KIDSettings()
+    return KIDSettings(
+        subsets=int(extra.get("subsets", default.subsets)),
+        subset_size=int(extra.get("subset_size", default.subset_size)),
+        seed=int(run.manifest.get("seed", default.seed)),
+    )
+
+
 def _shared_features(
-    a: Run, b: Run, ja: pd.DataFrame, jb: pd.DataFrame, ok: np.ndarray, set_names: list[str], notes: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    if not set_names or a.features_dir is None or b.features_dir is None:
-        return None
-    fake_a, real_a = a.load_features()
-    fake_b, real_b = b.load_features()
+    a: Run,
+    b: Run,
+    labels: tuple[str, str],
+    ja: pd.DataFrame,
+    jb: pd.DataFrame,
+    ok: np.ndarray,
+    set_names: list[str],
+    notes: list[str],
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None, str]:
+    """(fake_a, real_a, fake_b, real_b) of the shared samples both runs scored, from
+    :meth:`Run.load_features`, or None and the reason they cannot be used."""
+    if not set_names:
+        return None, "no set-level metric requested"
+    loaded = []
+    missing: list[str] = []
+    broken: list[str] = []
+    for label, run in zip(labels, (a, b), strict=True):
+        try:
+            loaded.append(run.load_features())
+        except InputError as e:
+            if run.features_dir is None:
+                missing.append(label)
+            else:
+                broken.append(f"{label}: {e.message}")
+    if missing:
+        return None, (
+            f"no saved features in {' and '.join(missing)} (re-run with deep metrics so features/ is written)"
+        )
+    if broken:
+        return None, "unusable features (" + "; ".join(broken) + ")"
+    (fake_a, real_a), (fake_b, real_b) = loaded
     ia, ib = ja["_pos"].to_numpy()[ok], jb["_pos"].to_numpy()[ok]
     out = fake_a[ia], real_a[ia], fake_b[ib], real_b[ib]
     bad = ~(
@@ -308,21 +356,26 @@ def _shared_features(
         notes.append(f"{int(bad.sum())} sample(s) with non-finite features excluded from FID/KID/IDS.")
         out = tuple(x[~bad] for x in out)  # type: ignore[assignment]
     if out[0].shape[0] < 3:
-        notes.append("fewer than 3 shared samples with features: set-level metrics not tested.")
-        return None
+        return None, "fewer than 3 shared samples with features"
+    for label, n_run in ((labels[0], len(a.ok_rows)), (labels[1], len(b.ok_rows))):
+        if out[0].shape[0] != n_run:
+            notes.append(
+                f"Set-level metrics of {label} are recomputed on the {out[0].shape[0]} shared samples "
+                f"with features, not on all {n_run} it scored: they differ from its summary."
+            )
     if np.max(np.abs(out[1] - out[3])) > 1e-3 * (1 + np.max(np.abs(out[1]))):
         notes.append(
             "The two runs' ground-truth features differ (different feature extractor or "
             "preprocessing?); each run is scored against its own."
         )
-    return out
+    return out, ""
 
 
 # --- rendering ----------------------------------------------------------------------------------------
 def verdict_line(row: pd.Series, c: Comparison) -> str:
     m = row["metric"]
     name = fmt.header(m)
-    if str(row["note"]).startswith("not tested"):
+    if row["verdict"] == NOT_TESTED:
         return f"{name}: {row['note']}"
     v = row["verdict"]
     who = {"A better": f"A better ({c.label_a})", "B better": f"B better ({c.label_b})"}.get(v, v)
@@ -357,7 +410,7 @@ def _rows(c: Comparison) -> list[list[str]]:
                 fmt.ci(r["ci_low"], r["ci_high"], m, sign=True),
                 fmt.pval(r["p"]),
                 fmt.pval(r["p_holm"]),
-                r["note"] if str(r["note"]).startswith("not tested") else r["verdict"],
+                r["note"] if r["verdict"] == NOT_TESTED else r["verdict"],
             ]
         )
     return out
@@ -403,7 +456,15 @@ def comparison_html(c: Comparison) -> str:
     ]
     for row in _rows(c):
         v = row[-1]
-        cls = "better-a" if v == "A better" else "better-b" if v == "B better" else "nodiff"
+        cls = (
+            "better-a"
+            if v == "A better"
+            else "better-b"
+            if v == "B better"
+            else "nodiff untested"
+            if v.startswith(NOT_TESTED)
+            else "nodiff"
+        )
         parts.append(
             "<tr>"
             + f'<td class="model">{e(row[0])}</td>'
@@ -425,7 +486,7 @@ def rich_comparison(c: Comparison) -> list[Any]:
         t.add_column(h, justify="left" if h in ("Metric", "Verdict") else "right")
     for row in _rows(c):
         v = row[-1]
-        style = "bold green" if v in ("A better", "B better") else "dim" if v.startswith("not tested") else ""
+        style = "bold green" if v in ("A better", "B better") else "dim" if v.startswith(NOT_TESTED) else ""
         short = "no difference" if v.startswith("no detectable") else v
         t.add_row(*row[:-1], f"[{style}]{short}[/]" if style else short)
     return [t] + [f"[yellow]•[/] {n}" for n in c.notes]

@@ -7,6 +7,9 @@ import math
 
 from inpaintbench.metrics.info import METRICS, arrow
 
+#: Marker of a value not distinguishable from the best of its column (see analysis.leaderboard).
+TIED = "≈"
+
 #: Decimals per metric: PSNR and FID in the papers' two decimals, the [0, 1] metrics in four.
 DECIMALS: dict[str, int] = {
     "psnr": 2,
@@ -93,6 +96,10 @@ def latex_escape(text: str) -> str:
             out.append(r"$\downarrow$")
         elif ch == "∞":
             out.append(r"$\infty$")
+        elif ch == "≈":
+            out.append(r"$\approx$")
+        elif ch == "α":
+            out.append(r"$\alpha$")
         elif ch == "—":
             out.append("---")
         elif ch == "·":

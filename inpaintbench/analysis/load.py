@@ -101,9 +101,29 @@ class Run:
         return str(self.manifest["masks"]["digest"])
 
     @property
-    def group_key(self) -> tuple[str, str]:
-        """Runs are only comparable when they share this (dataset digest, mask-set digest)."""
+    def group_key(self) -> tuple[str, ...]:
+        """Runs are only ranked together when they share this key.
+
+        For runs that record it (``manifest.comparison``): the digest of the scored samples (ids,
+        image and hole hashes: the same for `run`, `score` and `export`, and different for another
+        resolution or resize policy) and the Inception network behind FID/KID/IDS. Older runs fall
+        back to (dataset digest, mask-set digest).
+        """
+        comparison = self.manifest.get("comparison")
+        if isinstance(comparison, dict) and comparison.get("samples_digest"):
+            return (str(comparison["samples_digest"]), str(comparison.get("feature_extractor")))
         return (self.dataset_digest, self.masks_digest)
+
+    def group_description(self) -> str:
+        """The group key in words, for refusals and table notes."""
+        comparison = self.manifest.get("comparison")
+        data = self.manifest.get("dataset", {})
+        where = (f"dataset {self.dataset_name} ({self.dataset_digest[:12]}, resolution {data.get('resolution')}, "
+                 f"{data.get('resize_policy')}), masks {self.mask_name} ({self.masks_digest[:12]})")
+        if isinstance(comparison, dict) and comparison.get("samples_digest"):
+            fx = comparison.get("feature_extractor") or "none"
+            return f"{where}, samples {str(comparison['samples_digest'])[:12]}, Inception {fx}"
+        return where
 
     @property
     def comparable(self) -> bool:
@@ -391,13 +411,9 @@ def check_same_data(runs: Sequence[Run], allow_mixed: bool, what: str) -> bool:
         return False
     if allow_mixed:
         return True
-    desc = "; ".join(
-        f"{', '.join(r.label for r in g)}: dataset {g[0].dataset_name} ({g[0].dataset_digest[:12]}), "
-        f"masks {g[0].mask_name} ({g[0].masks_digest[:12]})"
-        for g in groups
-    )
+    desc = "; ".join(f"{', '.join(r.label for r in g)}: {g[0].group_description()}" for g in groups)
     raise InputError(
-        f"cannot {what}: the runs use different datasets or mask sets ({desc})",
-        "pass runs evaluated on the same dataset and mask set, or add --allow-mixed to show them "
-        "side by side without ranking across groups",
+        f"cannot {what}: the runs were not scored on the same samples with the same feature extractor ({desc})",
+        "pass runs evaluated on the same images, resolution policy and masks with the same --feature-extractor, "
+        "or add --allow-mixed to show them side by side without ranking across groups",
     )

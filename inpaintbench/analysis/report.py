@@ -50,6 +50,7 @@ thead th { border-bottom: 2px solid #999; text-align: left; background: #f4f5f7;
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.model { font-weight: 600; white-space: nowrap; }
 td.best { background: var(--best); font-weight: 700; }
+td.tied { background: #f1f3f5; font-style: italic; }  /* ≈: not distinguishable from the best */
 span.ci { color: var(--muted); font-size: .8rem; font-weight: 400; }
 td.better-a, td.better-b { font-weight: 700; color: #00694d; }
 td.nodiff { color: var(--muted); }

@@ -1,5 +1,7 @@
 """Statistics for comparing runs: bootstrap CIs, paired tests, Holm correction, correlations with CIs,
-and FID/KID/IDS recomputed from saved features so that they too can be bootstrapped over images.
+and a paired bootstrap over images of FID/KID/IDS from saved features, computed by the same
+functions as the runner (``inpaintbench.metrics``), with the project's one bootstrap p-value
+(:func:`inpaintbench.metrics.bootstrap.bootstrap_p_value`).
 
 Everything is seeded; everything takes the finite values only and reports how many it excluded,
 because a perfect prediction has PSNR = +inf and a failed sample has NaN metrics.
@@ -45,15 +47,6 @@ def _percentile_ci(boot: np.ndarray, alpha: float) -> tuple[float, float]:
         return math.nan, math.nan
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
-
-
-def _bootstrap_p(boot: np.ndarray) -> float:
-    """Two-sided bootstrap p-value for 'difference = 0': twice the smaller tail mass at zero."""
-    boot = boot[np.isfinite(boot)]
-    if boot.size == 0:
-        return math.nan
-    p = 2 * min(np.mean(boot <= 0), np.mean(boot >= 0))
-    return float(min(1.0, p))
 
 
 # --- means and paired differences -----------------------------------------------------------------
@@ -230,129 +223,18 @@ def correlation(
 
 
 # --- set-level metrics from features ----------------------------------------------------------------
-def _weighted_factor(x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
-    """(mean, A, W) with A^T A / W the weighted population covariance of the rows of x."""
-    if w is None:
-        mu = x.mean(axis=0)
-        return mu, x - mu, float(x.shape[0])
-    keep = w > 0
-    xk, wk = x[keep], w[keep].astype(np.float64)
-    total = float(wk.sum())
-    mu = (wk[:, None] * xk).sum(axis=0) / total
-    return mu, np.sqrt(wk)[:, None] * (xk - mu), total
+# Every value here, point and resample, comes from inpaintbench.metrics (fid.py, kid.py, ids.py), the
+# code behind summary.json, so compare's values are the leaderboard's. Argument order: this module
+# takes (fake, real) like the rest of analysis; inpaintbench.metrics takes (real, fake).
+@dataclass(frozen=True)
+class KIDSettings:
+    """How a run computed KID: torch-fidelity subsets (``subsets`` × ``subset_size`` rows) and the
+    seed of their draws. The runner records ``subsets``/``subset_size`` in summary
+    ``set_metrics.kid.extra`` and the seed in the manifest (``metrics/suite.py``)."""
 
-
-def _nuclear_norm_of_product(a: np.ndarray, b: np.ndarray) -> float:
-    """||a b^T||_* without forming d x d matrices: reduce each factor by QR when it is tall."""
-    if a.shape[0] > a.shape[1]:
-        a = np.linalg.qr(a, mode="r")
-    if b.shape[0] > b.shape[1]:
-        b = np.linalg.qr(b, mode="r")
-    return float(np.linalg.svd(a @ b.T, compute_uv=False).sum())
-
-
-def fid_from_features(fake: np.ndarray, real: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Frechet distance with population covariances (the MAT/StyleGAN2-ADA convention).
-
-    tr((S1 S2)^1/2) is computed as ||A1 A2^T||_* / sqrt(W1 W2) where S = A^T A / W: the non-zero
-    eigenvalues of S1 S2 are the squared singular values of that product, so no matrix square root
-    of a singular 2048 x 2048 matrix is needed (exact in float64, and fast when N < D).
-    ``weights`` are bootstrap multiplicities shared by both sets.
-    """
-    mu1, a1, w1 = _weighted_factor(np.asarray(fake, np.float64), weights)
-    mu2, a2, w2 = _weighted_factor(np.asarray(real, np.float64), weights)
-    tr1 = float((a1 * a1).sum()) / w1
-    tr2 = float((a2 * a2).sum()) / w2
-    tr_sqrt = _nuclear_norm_of_product(a1, a2) / math.sqrt(w1 * w2)
-    return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * tr_sqrt)
-
-
-def poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Cubic polynomial kernel (x.y/d + 1)^3 of KID (Binkowski et al. 2018)."""
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
-
-
-def _mmd2_from_kernels(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray, w: np.ndarray) -> float:
-    """Unbiased MMD^2 of a resample with multiplicities w (w = 1 gives the usual estimator)."""
-    m = float(w.sum())
-    sxx = w @ kxx @ w - (w * np.diag(kxx)).sum()
-    syy = w @ kyy @ w - (w * np.diag(kyy)).sum()
-    sxy = w @ kxy @ w
-    return float(sxx / (m * (m - 1)) + syy / (m * (m - 1)) - 2 * sxy / (m * m))
-
-
-def kid_from_features(fake: np.ndarray, real: np.ndarray) -> float:
-    """KID as the unbiased MMD^2 over all pairs (the expectation of torch-fidelity's subset mean)."""
-    fake = np.asarray(fake, np.float64)
-    real = np.asarray(real, np.float64)
-    w = np.ones(fake.shape[0])
-    return _mmd2_from_kernels(poly_kernel(fake, fake), poly_kernel(real, real), poly_kernel(fake, real), w)
-
-
-def ids_from_features(fake: np.ndarray, real: np.ndarray) -> tuple[float, float]:
-    """(P-IDS, U-IDS) as CoModGAN/MAT define them: a linear SVM real-vs-fake on all features.
-
-    U-IDS is the SVM's misclassification rate on its own training data; P-IDS the share of aligned
-    pairs where the fake scores as more real than its ground truth (Zhao et al. 2021, CoModGAN).
-    """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.svm import LinearSVC
-
-    fake = np.asarray(fake, np.float64)
-    real = np.asarray(real, np.float64)
-    x = np.concatenate([real, fake])
-    y = np.concatenate([np.ones(len(real)), np.zeros(len(fake))])
-    svm = LinearSVC(dual=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=ConvergenceWarning)
-        svm.fit(x, y)
-    u_ids = 1.0 - float(svm.score(x, y))
-    p_ids = float(np.mean(svm.decision_function(fake) > svm.decision_function(real)))
-    return p_ids, u_ids
-
-
-class _GramFid:
-    """FID of many bootstrap resamples of (fake, real) pairs, fast when N <= D.
-
-    With the cross Gram matrix G = X1 X2^T computed once, each resample needs only an N' x N'
-    matrix (N' = distinct images drawn), never a D x D one:
-    A1 A2^T = D_w (X1 - mu1)(X2 - mu2)^T D_w, expanded through G and two mat-vec products.
-    """
-
-    def __init__(self, fake: np.ndarray, real: np.ndarray):
-        self.x1 = np.asarray(fake, np.float64)
-        self.x2 = np.asarray(real, np.float64)
-        self.g12 = self.x1 @ self.x2.T
-        self.n1 = np.einsum("ij,ij->i", self.x1, self.x1)
-        self.n2 = np.einsum("ij,ij->i", self.x2, self.x2)
-
-    def __call__(self, w: np.ndarray | None = None) -> float:
-        n = self.x1.shape[0]
-        w = np.ones(n) if w is None else np.asarray(w, np.float64)
-        keep = np.flatnonzero(w > 0)
-        wk = w[keep]
-        total = float(wk.sum())
-        mu1 = wk @ self.x1[keep] / total
-        mu2 = wk @ self.x2[keep] / total
-        tr1 = float(wk @ self.n1[keep]) / total - float(mu1 @ mu1)
-        tr2 = float(wk @ self.n2[keep]) / total - float(mu2 @ mu2)
-        c = (
-            self.g12[np.ix_(keep, keep)]
-            - (self.x1[keep] @ mu2)[:, None]
-            - (self.x2[keep] @ mu1)[None, :]
-            + float(mu1 @ mu2)
-        )
-        sw = np.sqrt(wk)
-        m = sw[:, None] * c * sw[None, :]
-        eig = np.linalg.eigvalsh(m @ m.T)
-        tr_sqrt = float(np.sqrt(np.clip(eig, 0, None)).sum()) / total
-        return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * tr_sqrt)
-
-
-def _fid_evaluator(fake: np.ndarray, real: np.ndarray) -> Callable[[np.ndarray | None], float]:
-    if fake.shape[0] <= fake.shape[1]:
-        return _GramFid(fake, real)
-    return lambda w: fid_from_features(fake, real, w)
+    subsets: int = 100
+    subset_size: int = 1000
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -368,6 +250,24 @@ class SetDiff:
     p: float
     n: int
     n_boot: int
+    ci_method: str = "percentile"
+
+
+def _kid_point(fake: np.ndarray, real: np.ndarray, k: KIDSettings) -> float:
+    from inpaintbench.metrics.kid import kernel_inception_distance
+
+    size = min(k.subset_size, fake.shape[0])  # as the runner: subset_size=min(1000, n)
+    return kernel_inception_distance(real, fake, subsets=k.subsets, subset_size=size, seed=k.seed)[0]
+
+
+def _ids(fake: np.ndarray, real: np.ndarray) -> tuple[float, float]:
+    from sklearn.exceptions import ConvergenceWarning
+
+    from inpaintbench.metrics.ids import inception_discriminative_scores
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=ConvergenceWarning)  # liblinear at large N, as MAT
+        return inception_discriminative_scores(real, fake)
 
 
 def set_metric_bootstrap(
@@ -379,53 +279,81 @@ def set_metric_bootstrap(
     n_boot: int = 200,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
-    kid_max_samples: int = 2000,
+    kid_a: KIDSettings | None = None,
+    kid_b: KIDSettings | None = None,
 ) -> SetDiff:
     """Paired bootstrap over images of ``metric(A) - metric(B)`` for fid, kid, p_ids or u_ids.
 
-    Each resample draws the same image indices for both runs (and their ground truths), so the CI
-    is for the difference on this image set. KID uses precomputed kernel matrices and is limited
-    to a seeded random subset of ``kid_max_samples`` images (memory is quadratic in N). IDS refits
-    a linear SVM per resample, which is slow for large N: keep ``n_boot`` small there.
+    Point values are exactly what the runner writes to summary.json for these features:
+    ``frechet_distance(real, fake)``, ``kernel_inception_distance(real, fake, subsets,
+    min(subset_size, n), seed)`` with each run's :class:`KIDSettings` (``kid_a``/``kid_b``; default:
+    the runner's defaults, seed 0), ``inception_discriminative_scores(real, fake)`` (sklearn, MAT's
+    LinearSVC). Each resample draws the same image indices for both runs and their ground truths
+    and recomputes the metric of the resampled set with the same code: FID from the resampling
+    multiplicities (:func:`~inpaintbench.metrics.fid.frechet_distance_weighted`), KID with the same
+    subset estimator on the resampled rows (:class:`~inpaintbench.metrics.kid.ResampledKID`; the
+    subset draws are fresh per resample, common to A and B when their settings are equal), IDS by
+    refitting the SVM on the resampled rows (slow at large N: keep ``n_boot`` small there).
+
+    The interval is the percentile interval of the resampled differences and the p-value
+    :func:`inpaintbench.metrics.bootstrap.bootstrap_p_value`, the project's one convention. Resampling
+    inflates each run's FID/KID by a duplicate-image bias (see ``fid_bootstrap_ci``), but both runs
+    get the same resample, so it is shared and largely cancels in the difference; the percentile
+    interval of the difference is therefore kept (it is consistent with that p-value, which reads
+    the same distribution at zero).
     """
+    from inpaintbench.metrics.fid import frechet_distance, frechet_distance_weighted
+    from inpaintbench.metrics.kid import ResampledKID
+
+    fake_a, real_a, fake_b, real_b = (np.asarray(x, np.float64) for x in (fake_a, real_a, fake_b, real_b))
     n = fake_a.shape[0]
+    if not all(x.shape[0] == n for x in (real_a, fake_b, real_b)):
+        raise ValueError("set_metric_bootstrap needs four index-aligned feature arrays of equal length")
     rng = np.random.default_rng(seed)
-    value: Callable[[np.ndarray | None], tuple[float, float]]
+    point: Callable[[], tuple[float, float]]
+    resampled: Callable[[np.ndarray, int], tuple[float, float]]
     if metric == "fid":
-        fa, fb = _fid_evaluator(fake_a, real_a), _fid_evaluator(fake_b, real_b)
 
-        def value(w: np.ndarray | None) -> tuple[float, float]:
-            return fa(w), fb(w)
+        def point() -> tuple[float, float]:
+            return frechet_distance(real_a, fake_a), frechet_distance(real_b, fake_b)
+
+        def resampled(idx: np.ndarray, _: int) -> tuple[float, float]:
+            w = np.bincount(idx, minlength=n)
+            return frechet_distance_weighted(real_a, fake_a, w), frechet_distance_weighted(real_b, fake_b, w)
     elif metric == "kid":
-        if n > kid_max_samples:
-            keep = np.sort(rng.choice(n, size=kid_max_samples, replace=False))
-            fake_a, real_a, fake_b, real_b = fake_a[keep], real_a[keep], fake_b[keep], real_b[keep]
-            n = kid_max_samples
-        ka = (poly_kernel(fake_a, fake_a), poly_kernel(real_a, real_a), poly_kernel(fake_a, real_a))
-        kb = (poly_kernel(fake_b, fake_b), poly_kernel(real_b, real_b), poly_kernel(fake_b, real_b))
+        ka, kb = kid_a or KIDSettings(), kid_b or KIDSettings()
+        ra = ResampledKID(real_a, fake_a, ka.subsets, min(ka.subset_size, n))
+        rb = ResampledKID(real_b, fake_b, kb.subsets, min(kb.subset_size, n))
 
-        def value(w: np.ndarray | None) -> tuple[float, float]:
-            w = np.ones(n) if w is None else w.astype(np.float64)
-            return _mmd2_from_kernels(*ka, w), _mmd2_from_kernels(*kb, w)
+        def point() -> tuple[float, float]:
+            return _kid_point(fake_a, real_a, ka), _kid_point(fake_b, real_b, kb)
+
+        def resampled(idx: np.ndarray, subset_seed: int) -> tuple[float, float]:
+            # Same settings: common subset draws for A and B (as their point values share them), so
+            # the subset noise cancels in both. Different seeds or sizes: independent draws, so the
+            # resampled difference carries the subset noise the point difference carries.
+            seed_b = subset_seed if ka == kb else (subset_seed + 1) % 2**32
+            return ra(idx, subset_seed)[0], rb(idx, seed_b)[0]
     elif metric in ("p_ids", "u_ids"):
         which = 0 if metric == "p_ids" else 1
 
-        def value(w: np.ndarray | None) -> tuple[float, float]:
-            idx = np.arange(n) if w is None else np.repeat(np.arange(n), w)
-            return (
-                ids_from_features(fake_a[idx], real_a[idx])[which],
-                ids_from_features(fake_b[idx], real_b[idx])[which],
-            )
+        def point() -> tuple[float, float]:
+            return _ids(fake_a, real_a)[which], _ids(fake_b, real_b)[which]
+
+        def resampled(idx: np.ndarray, _: int) -> tuple[float, float]:
+            return _ids(fake_a[idx], real_a[idx])[which], _ids(fake_b[idx], real_b[idx])[which]
     else:
         raise ValueError(f"no feature bootstrap for metric {metric!r}")
-    va, vb = value(None)
+    va, vb = point()
     boot = np.empty(n_boot)
     for k in range(n_boot):
-        w = np.bincount(rng.integers(0, n, size=n), minlength=n)
-        a, b = value(w)
+        idx = rng.integers(0, n, size=n)
+        subset_seed = int(rng.integers(0, 2**32))  # KID subset draws of this resample (RandomState seed)
+        a, b = resampled(idx, subset_seed)
         boot[k] = a - b
     lo, hi = _percentile_ci(boot, alpha)
-    return SetDiff(metric, va, vb, va - vb, lo, hi, _bootstrap_p(boot), n, n_boot)
+    return SetDiff(metric, va, vb, va - vb, lo, hi, _mb.bootstrap_p_value(boot), n, n_boot,
+                   f"percentile ({n_boot} paired resamples)")
 
 
 #: Set-level metrics the feature bootstrap supports.

@@ -143,11 +143,19 @@ def resolve_mask_set(name_or_path: str | os.PathLike, n: int | None = None, seed
       have nothing to be checked against.
     """
     text = str(name_or_path)
-    path = Path(name_or_path)
+    if text.startswith("folder:"):  # the spelling of --data, accepted for masks too
+        text = text[len("folder:"):]
+    path = Path(text)
     defs = standard_definitions()
     if text not in defs:
         if not path.exists():
             raise UnknownNameError("mask set", text, list(defs))
+        if path.is_dir() and not (path / "manifest.json").is_file():
+            raise InputError(
+                f"{path} is a folder of mask files, not an inpaintbench mask set (no manifest.json)",
+                f"import it once with its polarity stated: `inpaintbench masks import {path} --hole-value 0|255 "
+                f"--out {path.name}-set`, then pass --masks {path.name}-set",
+            )
         if seed is not None:
             raise InputError(f"--seed does not apply to the mask folder {path}",
                              "drop --seed, or give a standard mask-set name")

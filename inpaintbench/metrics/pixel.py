@@ -4,8 +4,15 @@ Why our own implementation instead of torchmetrics or piq: we want the numbers o
 ``evaluatoin/cal_psnr_ssim_l1.py`` (Li et al., CVPR 2022) exactly, per image, on any device:
 
 * inputs are the **uint8** images (what a PNG on disk holds), values 0..255, computed in float64;
-* PSNR = ``20*log10(255/sqrt(mse))`` per image, mse over H*W*3; identical pair -> ``+inf`` (MAT has no
-  eps; the caller excludes inf from means and reports how many);
+* PSNR = ``20*log10(255/sqrt(mse))`` per image, mse over H*W*3, then **capped at**
+  :data:`PSNR_CAP_DB` = 100 dB (hole-only PSNR too). MAT has no eps, so an identical pair gives
+  ``+inf``; an infinite value cannot be averaged, and excluding it averaged two models over
+  different image subsets (the better model lost its best images). For uint8 256x256x3 the smallest
+  non-zero MSE, one channel of one pixel off by 1, gives 20*log10(255) + 10*log10(196608) ≈ 101.1 dB,
+  so 100 dB only replaces ``+inf`` and that single-unit case at 256 px (at 512 px, whose minimum
+  is ≈107.1 dB, a squared-error sum up to 5 is capped too). Many papers cap PSNR in the same way;
+  values at the cap are counted (``n_capped`` in ``summary.json``) so tables can say so. Finite
+  values below the cap are MAT's exactly;
 * SSIM: 11x11 Gaussian window (sigma 1.5, normalised), C1=(0.01*255)^2, C2=(0.03*255)^2, statistics
   ``E[x^2]-mu^2`` (population), the SSIM map is kept **only where the window fits entirely inside
   the image** (MAT filters with OpenCV then crops 5 px on every side), mean over the valid map and
@@ -50,6 +57,8 @@ from torch import Tensor
 from inpaintbench.errors import InputError
 
 MAX_VALUE = 255.0
+#: PSNR ceiling in dB (see the module docstring): +inf for a pixel-perfect prediction becomes this.
+PSNR_CAP_DB = 100.0
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
@@ -61,7 +70,8 @@ _BLOCK = 32  # output columns per banded block (the fastest of 24..246 on a 2-co
 _CHUNK_PIXELS_CPU = 256 * 256
 _CHUNK_PIXELS_GPU = 8 * 512 * 512
 
-__all__ = ["pixel_metrics", "psnr", "ssim", "l1", "masked_l1", "masked_psnr", "gaussian_kernel_1d"]
+__all__ = ["PSNR_CAP_DB", "pixel_metrics", "psnr", "ssim", "l1", "masked_l1", "masked_psnr",
+           "gaussian_kernel_1d"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,9 +166,11 @@ def _error_sums_torch(pred: Tensor, gt: Tensor, holes: Tensor | None) -> dict[st
 
 
 def _psnr_from_sse(sse: Tensor, count: Tensor | int) -> Tensor:
+    """MAT's PSNR capped at :data:`PSNR_CAP_DB` (mse == 0 -> the cap; count 0 -> NaN, kept)."""
     mse = sse.to(torch.float64) / count
-    # MAT's expression, kept literally: 20*log10(255/sqrt(mse)); mse == 0 -> +inf, count 0 -> NaN.
-    return 20.0 * torch.log10(MAX_VALUE / torch.sqrt(mse))
+    # MAT's expression, kept literally: 20*log10(255/sqrt(mse)); mse == 0 -> +inf, then capped.
+    # torch.clamp keeps NaN (an image without hole has no hole-only PSNR).
+    return torch.clamp(20.0 * torch.log10(MAX_VALUE / torch.sqrt(mse)), max=PSNR_CAP_DB)
 
 
 def _l1_from_sad(sad: Tensor, count: Tensor | int) -> Tensor:
@@ -167,7 +179,8 @@ def _l1_from_sad(sad: Tensor, count: Tensor | int) -> Tensor:
 
 @torch.no_grad()
 def psnr(pred: Tensor, gt: Tensor) -> Tensor:
-    """Per-image PSNR in dB on uint8 RGB [B,H,W,3], MAX=255, float64 [B]; identical pair -> +inf."""
+    """Per-image PSNR in dB on uint8 RGB [B,H,W,3], MAX=255, float64 [B]; capped at
+    :data:`PSNR_CAP_DB` (an identical pair gives exactly the cap, not +inf)."""
     pred, gt = _check_pair(pred, gt)
     return _psnr_from_sse(_error_sums(pred, gt, None)["sse"], pred[0].numel())
 
@@ -189,7 +202,8 @@ def masked_l1(pred: Tensor, gt: Tensor, holes: Tensor) -> Tensor:
 
 @torch.no_grad()
 def masked_psnr(pred: Tensor, gt: Tensor, holes: Tensor) -> Tensor:
-    """PSNR over hole pixels x 3 channels only; no hole -> NaN, hole reproduced exactly -> +inf."""
+    """PSNR over hole pixels x 3 channels only, capped at :data:`PSNR_CAP_DB`; no hole -> NaN,
+    hole reproduced exactly -> the cap."""
     pred, gt = _check_pair(pred, gt)
     s = _error_sums(pred, gt, _check_holes(holes, pred))
     return _psnr_from_sse(s["sse_h"], s["count_h"].to(torch.float64))

@@ -41,31 +41,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from inpaintbench.errors import InputError, UnknownNameError, WeightsError
+# gather_features is re-exported for callers of its old location (it lives with the collectives).
+from inpaintbench.distributed import gather_features  # noqa: F401
+from inpaintbench.errors import InputError, WeightsError
 from inpaintbench.metrics.feature_cache import CachedFeatures, FeatureCache, reference_key
+from inpaintbench.metrics.fid import FID_N_BOOT
 from inpaintbench.metrics.inception import FEATURE_DIM, InceptionExtractor, create_extractor
+from inpaintbench.metrics.info import (  # the one registry of metric names; re-exported here
+    DEFAULT_METRICS,
+    KNOWN_METRICS,  # noqa: F401
+    LPIPS_METRICS,
+    METRICS,
+    SET_METRICS,
+    check_metric_names,
+    select_lpips_net,
+)
 from inpaintbench.metrics.lpips import LPIPSMetric, as_uint8_tensor
 
+#: every per-image pixel metric of the registry
+PER_IMAGE_PIXEL_METRICS = tuple(m.name for m in METRICS.values() if m.family == "pixel")
+#: the pixel metrics :func:`inpaintbench.metrics.pixel.pixel_metrics` computes in one call
 PIXEL_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole")
-LPIPS_METRICS = ("lpips", "lpips_vgg")
-SET_METRICS = ("fid", "fid_inf", "kid", "p_ids", "u_ids")
 #: per-image pixel metrics computed only when asked for (other papers' conventions)
-EXTRA_PIXEL_METRICS = ("ssim_lama",)
-PER_IMAGE_PIXEL_METRICS = PIXEL_METRICS + EXTRA_PIXEL_METRICS
-KNOWN_METRICS = PER_IMAGE_PIXEL_METRICS + LPIPS_METRICS + SET_METRICS
-DEFAULT_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole", "lpips", "fid", "kid", "p_ids", "u_ids")
-
-VARIANTS = {
-    "psnr": "psnr-rgb-u8: 20·log10(255/√MSE) per image on uint8 RGB (MAT)",
-    "ssim": "ssim-rgb-g11: 11×11 Gaussian σ=1.5, valid windows, RGB mean, 0..255 (MAT)",
-    "ssim_lama": "ssim-rgb-g11-zeropad: 11×11 Gaussian σ=1.5, zero padding 5, no crop, [0,1] (LaMa)",
-    "l1": "l1-rgb: mean |a-b| on [0,1], whole image (MAT)",
-    "psnr_hole": "psnr over hole pixels only",
-    "l1_hole": "l1 over hole pixels only",
-    "kid": "kid-poly3: (xᵀy/d+1)³ unbiased MMD², subsets (torch-fidelity/StyleGAN2-ADA)",
-    "p_ids": "p-ids: LinearSVC(dual=False) on [real, fake], paired decision values (CoModGAN/MAT)",
-    "u_ids": "u-ids: 1 - training accuracy of that SVM (CoModGAN/MAT)",
-}
+EXTRA_PIXEL_METRICS = tuple(m for m in PER_IMAGE_PIXEL_METRICS if m not in PIXEL_METRICS)
+VARIANTS = {name: info.variant for name, info in METRICS.items() if info.variant}
 
 
 @dataclass
@@ -95,34 +94,12 @@ def _unavailable(e: Exception) -> str:
     return f"unavailable: {msg}" + (f" (fix: {fix})" if fix else "")
 
 
-def gather_features(local: np.ndarray) -> np.ndarray:
-    """Concatenate every rank's rows (rank order) when torch.distributed is initialised; identity
-    otherwise. Ranks may hold different numbers of rows: they are padded for ``all_gather``."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return local
-    device = torch.device("cpu")
-    if dist.get_backend() == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
-    t = torch.from_numpy(np.ascontiguousarray(local)).to(device)
-    n = torch.tensor([t.shape[0]], dtype=torch.int64, device=device)
-    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, n)
-    counts = [int(s.item()) for s in sizes]
-    padded = torch.zeros((max(counts), *t.shape[1:]), dtype=t.dtype, device=device)
-    padded[: t.shape[0]] = t
-    parts = [torch.empty_like(padded) for _ in counts]
-    dist.all_gather(parts, padded)
-    return np.concatenate([p[:c].cpu().numpy() for p, c in zip(parts, counts, strict=True)], axis=0)
-
-
 class MetricSuite:
     """Every requested metric over a stream of (prediction, ground truth, hole) batches.
 
     Args:
-        metrics: names from :data:`KNOWN_METRICS`. ``lpips`` uses ``lpips_net`` (alex = MAT);
-            ``lpips_vgg`` is always the VGG trunk (LaMa).
+        metrics: names from :data:`KNOWN_METRICS`. ``lpips`` is always AlexNet (MAT) and
+            ``lpips_vgg`` always VGG (LaMa); ``lpips_net="vgg"`` swaps ``lpips`` for ``lpips_vgg``.
         device: where the networks and pixel metrics run.
         feature_extractor: ``inception-tf`` (torch-fidelity) or ``inception-stylegan2`` (MAT).
         weights_dir, offline, allow_unverified: passed to :func:`inpaintbench.weights.resolve_weights`.
@@ -154,16 +131,15 @@ class MetricSuite:
         *,
         reference_ids: Sequence[str] | None = None,
         resolution_policy: str = "native",
-        fid_n_boot: int = 50,
+        fid_n_boot: int = FID_N_BOOT,
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         ids_backend: str | None = None,
         max_batch: int = 32,
     ):
-        self.metrics = tuple(dict.fromkeys(metrics))
-        for name in (*self.metrics, *require):
-            if name not in KNOWN_METRICS:
-                raise UnknownNameError("metric", name, list(KNOWN_METRICS))
+        # `lpips` is always AlexNet; lpips_net="vgg" selects the `lpips_vgg` column instead.
+        self.metrics = select_lpips_net(check_metric_names(metrics), lpips_net)
+        require = select_lpips_net(check_metric_names(require), lpips_net)
         for name in require:
             if name not in self.metrics:
                 raise InputError(f"metric {name!r} is required but not selected",
@@ -189,7 +165,7 @@ class MetricSuite:
         self._lpips: dict[str, LPIPSMetric] = {}
         self._lpips_for: dict[str, str] = {}
         for name in (m for m in self.metrics if m in LPIPS_METRICS):
-            net = lpips_net if name == "lpips" else "vgg"
+            net = "alex" if name == "lpips" else "vgg"
             self._lpips_for[name] = net
             if net not in self._lpips:
                 try:
@@ -435,6 +411,8 @@ class MetricSuite:
         for name in pending:
             try:
                 out[name] = self._set_metric(name, real_f, fake, memo)
+            except InputError as e:  # e.g. FID∞ needs more images than the run has
+                out[name] = SetMetricResult(None, n=n, status="unavailable", reason=_unavailable(e))
             except (ValueError, np.linalg.LinAlgError) as e:
                 out[name] = SetMetricResult(None, n=n, status="unavailable",
                                             reason=f"unavailable: {type(e).__name__}: {e}")
@@ -502,11 +480,9 @@ class MetricSuite:
     def describe(self) -> dict[str, Any]:
         """For the run manifest: metric variants, extractor, weight ids + hashes + verified flags."""
         variants = {m: VARIANTS[m] for m in self.metrics if m in VARIANTS}
-        for name, net in self._lpips_for.items():
-            variants[name] = f"lpips-{net} v0.1, input uint8/127.5-1"
-        for name in ("fid", "fid_inf"):
-            if name in self.metrics:
-                variants[name] = f"fid-{self.feature_extractor_name}: 2048-d pool features, float64 moments"
+        for name in SET_METRICS:
+            if name in variants:
+                variants[name] = f"{variants[name]} [{self.feature_extractor_name}]"
         return {
             "metrics": list(self.metrics),
             "status": self.status,
@@ -518,6 +494,7 @@ class MetricSuite:
             {"extractor": self.feature_extractor_name, "available": False},
             "lpips": {net: m.describe() for net, m in self._lpips.items()},
             "fid_n_boot": self.fid_n_boot,
+            "ids_backend": self.ids_backend or "sklearn",
             "kid": {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size},
             "reference_cache": None if self.reference_cache is None else {
                 "root": str(self.reference_cache.root), "key": self._ref_key,

@@ -210,11 +210,12 @@ def register_model_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Training run directory (or a snapshot folder).")],
     snapshot: Annotated[str, typer.Option(help="best (default; falls back to latest), latest, or a snapshot "
                                                "name such as tick-000008.")] = "best",
+    overwrite: Annotated[bool, typer.Option(help="Replace a model already registered under NAME.")] = False,
 ) -> None:
     """Register a trained run's G_ema as a model id usable by `inpaintbench run --model NAME` (persists)."""
     from inpaintbench.train.registry import register_run
 
-    entry = register_run(name, run_dir, snapshot=snapshot)
+    entry = register_run(name, run_dir, snapshot=snapshot, overwrite=overwrite)
     console.print(f"registered {name!r}: {entry['checkpoint']} (sha256 {entry['sha256'][:12]}…, "
                   f"{entry['kimg']} kimg, snapshot {Path(entry['snapshot']).name})")
 

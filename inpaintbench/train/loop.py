@@ -577,6 +577,10 @@ def train(config: TrainConfig, resume: str | Path | None = None, given: dict[str
             S.truncate_metrics(run_dir, trainer.cur_nimg, source=source)
         if on_ready is not None and ctx.is_main:
             on_ready(trainer)
+        if ctx.is_main and config.name:
+            from inpaintbench.train.registry import check_can_register
+
+            check_can_register(config.name, run_dir)
         try:
             result = trainer.run(on_tick=on_tick)
         finally:

@@ -36,16 +36,25 @@ def registry_path() -> Path:
 
 
 def local_models() -> dict[str, dict[str, Any]]:
-    """Entries of the local registry by model id (empty when there is none)."""
+    """Entries of the local registry by model id (empty when there is none).
+
+    A registry file that cannot be read is an error, never an empty registry: the next
+    `models register` would otherwise overwrite it and lose every entry.
+    """
     p = registry_path()
     if not p.is_file():
         return {}
+    fix = f"repair {p} by hand, or move it away and register the models again"
     try:
         data = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    if data.get("format") != REGISTRY_FORMAT:
-        return {}
+    except OSError as exc:
+        raise InputError(f"cannot read the local model registry {p}: {exc.strerror or exc}", fix) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"the local model registry {p} is not valid JSON ({exc.msg}, line {exc.lineno})",
+                         fix) from None
+    if not isinstance(data, dict) or data.get("format") != REGISTRY_FORMAT or not isinstance(
+            data.get("models", {}), dict):
+        raise InputError(f"{p} is not an inpaintbench local model registry", fix)
     return dict(data.get("models", {}))
 
 
@@ -60,9 +69,13 @@ def _export(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def register_run(name: str, run_dir: str | os.PathLike[str], snapshot: str = "best", overwrite: bool = True
+def register_run(name: str, run_dir: str | os.PathLike[str], snapshot: str = "best", overwrite: bool = False
                  ) -> dict[str, Any]:
-    """Register ``G_ema`` of a training run (``snapshot``: best, latest or a snapshot name) as ``name``."""
+    """Register ``G_ema`` of a training run (``snapshot``: best, latest or a snapshot name) as ``name``.
+
+    An existing name is replaced only with ``overwrite``; runs of the old checkpoint keep their
+    numbers in their own directories (the run identity holds the checkpoint's sha256).
+    """
     from inpaintbench.train.snapshot import read_state, resolve_snapshot
     from inpaintbench.weights import sha256_file
 
@@ -72,8 +85,10 @@ def register_run(name: str, run_dir: str | os.PathLike[str], snapshot: str = "be
     snap = resolve_snapshot(run_dir, snapshot)
     state = read_state(snap)
     models = local_models()
-    if name in models and not overwrite:
-        raise InputError(f"model {name!r} is already registered", "pass --overwrite or choose another name")
+    if name in models and not overwrite and not _same_run(models[name], run_dir):
+        raise InputError(f"model {name!r} is already registered ({models[name].get('checkpoint')}, sha256 "
+                         f"{str(models[name].get('sha256'))[:12]}…, from {models[name].get('run_dir')})",
+                         "pass --overwrite to replace it, or choose another name")
     dst = models_home() / name / "generator.safetensors"
     _export(snap / "G_ema.safetensors", dst)
     side = snap / "G_ema.safetensors.json"  # the MAT checkpoint sidecar (config, provenance)
@@ -102,6 +117,23 @@ def register_run(name: str, run_dir: str | os.PathLike[str], snapshot: str = "be
     atomic_write_json(registry_path(), {"format": REGISTRY_FORMAT, "version": 1, "models": models})
     _register_one(name, entry, overwrite=True)
     return entry
+
+
+def _same_run(entry: dict[str, Any], run_dir: str | os.PathLike[str]) -> bool:
+    """True when ``entry`` was registered from ``run_dir`` (re-registering a resumed run is an update)."""
+    return entry.get("run_dir") == str(Path(run_dir).expanduser().resolve())
+
+
+def check_can_register(name: str, run_dir: str | os.PathLike[str]) -> None:
+    """Fail before training when ``name`` is taken by another run (not after hours of training)."""
+    if not _NAME.fullmatch(name):
+        raise InputError(f"model name {name!r} is not allowed", "use lower-case letters, digits, '.', '_', '-'")
+    _check_builtin_clash(name)
+    entry = local_models().get(name)
+    if entry is not None and not _same_run(entry, run_dir):
+        raise InputError(f"model {name!r} is already registered from {entry.get('run_dir')}",
+                         f"choose another --name, or replace it later with `inpaintbench models register {name} "
+                         f"{run_dir} --overwrite`")
 
 
 def unregister(name: str) -> None:
@@ -162,8 +194,15 @@ def register_local_models() -> list[str]:
 
     Called from ``inpaintbench/models/__init__.py``; cheap (reads one JSON file, imports no torch).
     """
+    import warnings
+
+    try:
+        entries = local_models()
+    except InputError as exc:  # every other model must keep working; registering will refuse
+        warnings.warn(f"local models unavailable: {exc.message} (fix: {exc.fix})", stacklevel=2)
+        return []
     names = []
-    for name, entry in sorted(local_models().items()):
+    for name, entry in sorted(entries.items()):
         _register_one(name, entry)
         names.append(name)
     return names

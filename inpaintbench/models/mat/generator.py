@@ -88,17 +88,22 @@ class MappingNet(MATModule):
         if num_ws is not None and w_avg_beta is not None:
             self.register_buffer("w_avg", torch.zeros(w_dim))
 
+    def _dtype(self) -> torch.dtype:
+        """Dtype the inputs are cast to: that of the weights (float32 as in the official network, float64
+        when the whole network is cast to float64, as the parity tests do)."""
+        return self.fc0.weight.dtype if self.num_layers > 0 else torch.float32
+
     def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, skip_w_avg_update: bool = False) -> torch.Tensor:
         x = None
         if self.z_dim > 0:
             if z is None:
                 raise ValueError("z is required")
-            x = normalize_2nd_moment(z.to(torch.float32))
+            x = normalize_2nd_moment(z.to(self._dtype()))
         if self.c_dim > 0:
             if c is None or c.shape[-1] != self.c_dim:
                 raise ValueError(f"c must have shape [B, {self.c_dim}]")
-            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            y = normalize_2nd_moment(self.embed(c.to(self.embed.weight.dtype)))
             x = torch.cat([x, y], dim=1) if x is not None else y
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
