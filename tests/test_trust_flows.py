@@ -221,3 +221,18 @@ def test_score_on_a_finished_directory_prints_its_path(capsys, tmp_path):
     finally:
         os.chdir(monkey_cwd)
     assert code == 0 and "Results: scored" in text and "Results: ." not in text
+
+
+def test_unavailable_set_metrics_say_why_they_were_not_tested(capsys, tmp_path, isolated_home):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, text = _main(capsys, "run", "--model", "telea,ns", "--limit", "3", "--offline", "--weights-dir", str(empty),
+                       "--metrics", "psnr,fid,kid", "--out", str(tmp_path / "runs"))
+    assert code == 0, text
+    c = compare_runs(model_run_dir(tmp_path / "runs", "telea"), model_run_dir(tmp_path / "runs", "ns"))
+    rows = c.table.set_index("metric")
+    for m in ("fid", "kid"):
+        assert rows.loc[m, "verdict"] == "not tested"
+        assert "unavailable in telea and ns" in rows.loc[m, "note"] and "features" not in rows.loc[m, "note"]
+    csv = render_comparison(c, "csv")
+    assert csv.count("not tested") >= 2 and "no detectable" not in csv.split("fid", 1)[1].splitlines()[0]

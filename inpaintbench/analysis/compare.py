@@ -186,7 +186,10 @@ def compare_runs(
     for j, m in enumerate(set_names):
         rec = {"metric": m, "kind": "set", "test": "paired bootstrap over images", "n_nonfinite": 0}
         reason = None
-        if m not in BOOTSTRAP_SET_METRICS:
+        unavailable = _unavailable_in(m, (label_a, a), (label_b, b))
+        if unavailable:
+            reason = f"not tested: {fmt.label(m)} unavailable in {unavailable}"
+        elif m not in BOOTSTRAP_SET_METRICS:
             reason = f"not tested: no bootstrap for {fmt.label(m)} (it needs fits at several N)"
         elif feats is None:
             reason = f"not tested: {why_no_feats}"
@@ -310,6 +313,21 @@ def _kid_settings(run: Run) -> KIDSettings:
         subset_size=int(extra.get("subset_size", default.subset_size)),
         seed=int(run.manifest.get("seed", default.seed)),
     )
+
+
+def _unavailable_in(metric: str, *labelled: tuple[str, Run]) -> str:
+    """'A (reason)' for the runs whose summary marks ``metric`` unavailable; '' when none does.
+
+    Such a metric was never computed (missing weights, too few images), so the honest reason is that,
+    not a missing features folder.
+    """
+    by_reason: dict[str, list[str]] = {}
+    for label, run in labelled:
+        entry = run.set_metric(metric)
+        if entry is not None and entry.get("status", "ok") != "ok":
+            why = str(entry.get("reason") or "no reason recorded").removeprefix("unavailable: ")
+            by_reason.setdefault(why.split(" [")[0], []).append(label)  # the details are in the run's summary
+    return "; ".join(f"{' and '.join(labels)}: {why}" for why, labels in by_reason.items())
 
 
 def _shared_features(
