@@ -19,14 +19,22 @@ float64 rounding is ~1e-16 relative, 1e9x below everything below). Then
   (the triangle inequality through X).
 * ``W`` (zero on hosts whose torch.randn is the SIMD one the fixture was made with): on other CPUs
   (ATEN_CPU_CAPABILITY=default, non-x86) torch.randn's scalar Box-Muller rounds differently, so our
-  filled weights differ from the official ones (measured: 38% of values, rms 1.5 eps32 * sigma, at
-  most 4 ulp of the Box-Muller radius, see test_mat_fill.py). The fill checksums detect this; W is
-  then the float64 output change under a random weight perturbation of rms 4*sqrt(2)*eps32*sigma
-  per tensor (the worst-case rms of that 4-ulp bound, E r^2 = 2 sigma^2), i.e. >= 3.8x the real one.
+  filled weights differ from the official ones (measured: 38% of values, rms 1.5 eps32 * sigma and a
+  common bias of -0.15 eps32 * sigma, at most 4 ulp of the Box-Muller radius, see test_mat_fill.py).
+  The fill checksums detect this; W is then the float64 output change under a weight perturbation of
+  eps32 * sigma * (4 sqrt2 g + 1), g ~ N(0, 1) per value: a random part of the worst-case rms of that
+  4-ulp bound (E r^2 = 2 sigma^2; 3.8x the measured rms) plus a common bias of 1 eps32 * sigma (7x
+  the measured one; the bias, coherent over every reduction, dominates the output change: without
+  it W came out 3x below the actual effect). The bias is thus measured, not worst-case (that would be
+  the full 4 ulp, ~30x looser). On such hosts the bound is ~3e-4 (measured |X - official32| 1.2e-5,
+  25x margin) and is capped at BOUND_CAP_OTHER_FILL = 1e-3 instead of 1e-4: weaker than on SIMD hosts,
+  still 10x below real bugs.
 
-Measured (default/avx2/avx512 kernels, 1/2 threads): drift 0.3-3.5e-6 (winograd up to 7e-6),
-|X - official32| <= 2.8e-6 with official weights; C*drift leaves >= 1.5x margin. Real bugs give
-O(1e-2 - 100) errors, and the bound is asserted to stay below BOUND_CAP = 1e-4.
+Measured (avx2/avx512 kernels, 1/2 threads, fast/reference/winograd): pooled drift 0.7-4.6e-6,
+|X - official32| <= 2.8e-6, at most 1.8x the drift: the bound holds with >= 2.3x margin. Scaling one
+weight tensor by 1 + 1e-4 (toRGB, mapping fc7 or an attention projection) moves the output by
+4-11x the bound: caught. Real bugs give O(1e-2 - 100) errors, and the bound is asserted to stay
+below BOUND_CAP = 1e-4 (official fill). Cost: the float64 pass takes ~40 s on one thread.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ EPS32 = torch.finfo(torch.float32).eps
 C = 4
 FLOOR = 4 * EPS32
 BOUND_CAP = 1e-4
+BOUND_CAP_OTHER_FILL = 1e-3
 MAPPING = ("ws_psi1", "ws_psi0.5")
 G_OUT = ("out_psi1_const", "stg1_psi1_const")
 G_PSI05 = ("out_psi0p5_const",)  # sample 1 only
@@ -134,14 +143,22 @@ def exact(G, D, fx) -> dict[str, torch.Tensor]:
     return forward(as_float64(G), as_float64(D), fx, torch.float64, "reference", ALL)
 
 
-def weights_are_official(fx) -> bool:
-    """Our fill is bit-identical to the official one (its float64 checksums match exactly)."""
-    return _SUMS["G"] == fx["fill_checksums_G"] and _SUMS["D"] == fx["fill_checksums_D"]
+def weights_are_official(G, D, fx) -> bool:
+    """Our fill draws the official values: every float64 checksum matches the fixture's up to the
+    summation order alone (2 * n * 2^-53 * sum|v|: torch's float64 sum order follows the thread count).
+    The other Box-Muller path moves these sums by ~0.1 * n * eps32 * sigma, >= 1e6x more."""
+    for net, name in ((G, "G"), (D, "D")):
+        state = net.state_dict()
+        for k, ref in fx[f"fill_checksums_{name}"].items():
+            v = state[k].double()
+            if abs(_SUMS[name][k] - ref) > 2 * v.numel() * 2.0**-53 * float(v.abs().sum()):
+                return False
+    return True
 
 
 @torch.no_grad()
 def perturbed(net: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """float64 copy with every randn-filled tensor moved by N(0, (4 sqrt2 eps32 sigma)^2) per value,
+    """float64 copy with every randn-filled tensor moved by eps32 * sigma * (4 sqrt2 g + 1) per value,
     sigma = the tensor's rms (>= the scale of its randn part; 1 + 0.1 N also rounds at ulp(1))."""
     net = as_float64(net)
     gen = torch.Generator().manual_seed(seed)
@@ -149,14 +166,15 @@ def perturbed(net: torch.nn.Module, seed: int) -> torch.nn.Module:
         if key.endswith(NOT_RANDOM):
             continue
         sigma = float(t.pow(2).mean().sqrt())
-        t.add_(torch.randn(t.shape, generator=gen, dtype=torch.float64) * (4 * math.sqrt(2) * EPS32 * sigma))
+        g = torch.randn(t.shape, generator=gen, dtype=torch.float64)
+        t.add_((4 * math.sqrt(2) * g + 1) * (EPS32 * sigma))
     return net
 
 
 @pytest.fixture(scope="module")
 def weight_term(G, D, fx, exact) -> dict[str, float]:
     """W per tensor (relative to M): 0 where our fill is bit-identical to the official one."""
-    if weights_are_official(fx):
+    if weights_are_official(G, D, fx):
         return dict.fromkeys(ALL, 0.0)
     moved = forward(perturbed(G, 1), perturbed(D, 2), fx, torch.float64, "reference", ALL)
     return {k: rel(moved[k], exact[k], official(fx, k)) for k in ALL}
@@ -182,7 +200,8 @@ def check(ours: dict[str, torch.Tensor], keys, fx, exact, weight_term) -> None:
     drift = max(rel(ours[k], exact[k], official(fx, k)) for k in keys)
     w = max(weight_term[k] for k in keys)
     bound = C * (drift + w) + FLOOR
-    assert bound <= BOUND_CAP, (drift, w)  # the bound must stay tight enough to catch real bugs
+    cap = BOUND_CAP if w == 0 else BOUND_CAP_OTHER_FILL
+    assert bound <= cap, (drift, w)  # the bound must stay tight enough to catch real bugs
     for k in keys:
         off = official(fx, k)
         assert rel(exact[k], off, off) <= bound, (k, rel(exact[k], off, off), drift, w)

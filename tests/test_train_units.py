@@ -13,6 +13,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_mat_layers import U64, chain_terms, close
 from torch import nn
 from train_fixtures import VGG19_ID, one_torch_thread, tiny_config, vgg19_file, vgg19_weights_dir  # noqa: F401
 
@@ -122,25 +123,29 @@ def test_ada_at_p0_is_identity_and_keeps_stream_positions() -> None:
 def test_ada_color_transforms_have_their_defining_properties() -> None:
     from inpaintbench.train.augment import _LUMA, AugmentParams, _rotation_about_luma
 
-    x = torch.rand(1, 3, 8, 8) * 2 - 1
-    luma = torch.tensor(_LUMA[:3], dtype=torch.float32).view(1, 3, 1, 1)
+    # float64 (apply_color follows x's dtype): a 3x3 matrix + offset, then a 3-term luma dot, on
+    # |x| <= 1 with orthogonal-ish matrices (row abs sums <= sqrt 3): <= 8 roundings of <= 3 * u each
+    # per side, so |diff| <= 2 * 8 * 3 * 2^-53 < 64 * 2^-53; a wrong matrix moves these by O(0.1).
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64) * 2 - 1
+    luma = torch.tensor(_LUMA[:3], dtype=torch.float64).view(1, 3, 1, 1)
+    tol = 64 * 2.0**-53
 
     def color(m: np.ndarray) -> torch.Tensor:
         return apply_color(x, AugmentParams(np.zeros(1, bool), np.zeros(1, int), np.zeros(1, int), m[None]))
 
     vv = np.outer(_LUMA, _LUMA)
     flip = np.eye(4) - 2 * vv
-    torch.testing.assert_close(color(flip @ flip), x)  # luma flip is an involution
+    torch.testing.assert_close(color(flip @ flip), x, atol=tol, rtol=0)  # luma flip is an involution
     lf = color(flip)
-    torch.testing.assert_close((lf * luma).sum(1), -(x * luma).sum(1), atol=1e-6, rtol=0)
+    torch.testing.assert_close((lf * luma).sum(1), -(x * luma).sum(1), atol=tol, rtol=0)
     rot = color(_rotation_about_luma(1.0))
-    torch.testing.assert_close((rot * luma).sum(1), (x * luma).sum(1), atol=1e-6, rtol=0)  # hue keeps luma
-    torch.testing.assert_close(rot.norm(dim=1), x.norm(dim=1), atol=1e-5, rtol=0)
+    torch.testing.assert_close((rot * luma).sum(1), (x * luma).sum(1), atol=tol, rtol=0)  # hue keeps luma
+    torch.testing.assert_close(rot.norm(dim=1), x.norm(dim=1), atol=tol, rtol=0)  # + 3 squares and a sqrt
     gray = color(vv + (np.eye(4) - vv) * 0.0)  # saturation 0 -> all channels equal
-    torch.testing.assert_close(gray[:, 0], gray[:, 1])
+    torch.testing.assert_close(gray[:, 0], gray[:, 1], atol=tol, rtol=0)
     bright = np.eye(4)
     bright[:3, 3] = 0.25
-    torch.testing.assert_close(color(bright), x + 0.25)
+    torch.testing.assert_close(color(bright), x + 0.25, atol=tol, rtol=0)
 
 
 def test_ada_is_differentiable_and_moves_mask_with_image() -> None:
@@ -343,19 +348,23 @@ def test_generator_draws_are_per_sample_so_batches_can_be_split() -> None:
     from inpaintbench.models.mat import Generator, set_impl
 
     torch.manual_seed(0)
-    G = set_impl(Generator(128, config="tiny"), "reference").eval()
+    # float64: batch-2 and batch-1 kernels then differ by rounding only, bounded by the arithmetic
+    G = set_impl(Generator(128, config="tiny"), "reference").eval().double()
     cfg = TrainConfig(truncation=1.0, style_mix=0.5, seed=11)
     loss_fn = TwoStageLoss(G, _LinearD(128), None, cfg, torch.device("cpu"), CTX1)
+    # the w_avg update averages in float32 (loss.py: ws.float()); hand the float64 mean on (truncation
+    # is 1, so w_avg does not enter the outputs)
+    loss_fn._global_mean = lambda x: x.mean(dim=0).double()
     g = torch.Generator().manual_seed(2)
-    real = torch.rand(2, 3, 128, 128, generator=g) * 2 - 1
-    mask = (torch.rand(2, 1, 128, 128, generator=g) > 0.5).float()
+    real = torch.rand(2, 3, 128, 128, generator=g, dtype=torch.float64) * 2 - 1
+    mask = (torch.rand(2, 1, 128, 128, generator=g) > 0.5).double()
     ks = [40, 41]
     with torch.no_grad():
-        full, full1 = loss_fn.run_G(Batch(real, mask, ks, 7), 1)
+        (full, full1), n = chain_terms([G], lambda: loss_fn.run_G(Batch(real, mask, ks, 7), 1))
         halves = [loss_fn.run_G(Batch(real[r::2], mask[r::2], ks[r::2], 7), 1) for r in (0, 1)]
+    assert full.dtype == torch.float64 and 2 * n * U64 < 1e-6, n  # tight enough to catch a wrong draw
     for r in (0, 1):
-        torch.testing.assert_close(halves[r][0], full[r::2], rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(halves[r][1], full1[r::2], rtol=1e-4, atol=1e-4)
+        assert close(halves[r][0], full[r::2], n) and close(halves[r][1], full1[r::2], n)
     assert (full[0] - full[1]).abs().max() > 1e-3  # different samples really differ
 
 
