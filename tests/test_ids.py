@@ -107,7 +107,9 @@ def test_exact_line_search_matches_brute_force():
 
         t = I._exact_line_search(torch.from_numpy(a), torch.from_numpy(b), wp, pp, 1.0)
         ref = minimize_scalar(phi, bounds=(0, 100), method="bounded", options={"xatol": 1e-12}).x
-        assert t == pytest.approx(ref, abs=1e-6), trial
+        # float64; bounded Brent stops once its bracket is within 2·(√eps·|t| + xatol/3) of the minimiser
+        # (scipy's tol1), ours is the exact piecewise-quadratic root (a few ulp)
+        assert abs(t - ref) <= 2 * (np.sqrt(np.finfo(float).eps) * abs(ref) + 1e-12 / 3) + 1e-12, trial
         descent += (phi(1e-7) < phi(0))
     assert 2 <= descent <= 5  # both kinds of direction were exercised (non-descent -> t = 0)
 
@@ -124,9 +126,14 @@ def test_solver_reaches_the_optimum(n, d):
     assert objective(w, x, y) <= objective(w_sk, x, y) * (1 + 1e-9)
     act = (1 - y * (x @ w)) > 0
     grad = w + 2 * x[act].T @ ((x @ w)[act] - y[act])
-    assert np.linalg.norm(grad) <= 1e-6 * np.linalg.norm(2 * x.T @ y)
+    g0 = np.linalg.norm(2 * x.T @ y)  # ‖∇f(0)‖ (C = 1)
+    assert np.linalg.norm(grad) <= 1e-6 * g0  # our stopping rule is 1e-7·‖∇f(0)‖ (float64)
     assert steps < 50
-    np.testing.assert_allclose(w, w_sk, rtol=0, atol=1e-2 * np.abs(w_sk).max())
+    # f = ½‖w‖² + convex loss is 1-strongly convex, so ‖w - w*‖₂ ≤ ‖∇f(w)‖₂. liblinear's primal Newton
+    # (tol 1e-4) stops at ‖∇f‖ ≤ 1e-4·min(#pos, #neg)/N·‖∇f(0)‖ = 0.5e-4·g0 (balanced classes), ours at
+    # 1e-6·g0 (asserted above): the two solutions are within (0.5e-4 + 1e-6)·g0 of each other.
+    n_pos, n_neg = int((y > 0).sum()), int((y < 0).sum())
+    assert np.linalg.norm(w - w_sk) <= (1e-4 * min(n_pos, n_neg) / len(y) + 1e-6) * g0
 
 
 # ---------------------------------------------------------------------------------------------

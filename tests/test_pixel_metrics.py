@@ -24,7 +24,11 @@ from inpaintbench.metrics.pixel import (
     ssim_lama,
 )
 
-TOL = 1e-6  # absolute, the parity target; observed differences are ~1e-14
+# absolute, the parity target. Both sides are float64: each moment is a ≤121-tap sum of terms ≤ 255²,
+# off by ≤ 121·2⁻⁵³·255² ≈ 9e-10 (DFT filtering in cv2 is of the same order), and every SSIM factor is
+# offset by C1 = 6.5 or C2 = 58.5, so a map value moves by ≲ 4·9e-10/6.5 ≈ 6e-10; PSNR/L1 come from exact
+# integer sums. 1e-6 leaves > 1000× (observed ~1e-14); convention bugs (crop, padding) are ≥ 1e-3.
+TOL = 1e-6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +212,7 @@ def test_torchmetrics_ssim_differs_by_its_padded_border(pairs):
     theirs, full = tm_ssim(x, y, data_range=255.0, reduction="none", return_full_image=True)
     assert np.max(np.abs(theirs.numpy() - ours)) > 1e-3  # a real, visible difference
     cropped = full[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)).numpy()
-    np.testing.assert_allclose(cropped, ours, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(cropped, ours, rtol=0, atol=TOL)  # float64 inputs: float64 maps (see TOL)
 
 
 def lama_ssim_restated(a: np.ndarray, b: np.ndarray) -> float:
@@ -249,10 +253,19 @@ def test_torchmetrics_psnr_default_pools_the_batch(pairs):
     pooled = float(tm_psnr(x, y, data_range=255.0))
     per_image = psnr(t(pred), t(gt)).numpy()
     pooled_ref = 20 * np.log10(255 / np.sqrt(np.mean((pred.astype(float) - gt.astype(float)) ** 2)))
-    assert pooled == pytest.approx(pooled_ref, abs=1e-4)  # its accumulator state is float32
+    # On float64 inputs torchmetrics' sums are float64 (exact: integer SSE < 2^53) but its constants are
+    # float32 tensors: ln(255) (≤ 1 ulp, u = 2^-23 relative) and 10/ln(10) (log ≤ 1 ulp + division
+    # ½ ulp ≤ 2u relative). PSNR = (2·ln255 - ln mse)·10/ln10, so |error| ≤ u·(2·ln255·10/ln10 + 2·|PSNR|)
+    # ≈ 1.2e-7·(48 + 2·PSNR) ≈ 1e-5 dB here; the float64 parts add < 1e-13.
+    u = 2.0**-23
+
+    def tm_bound(p):
+        return u * (2 * np.log(255) * 10 / np.log(10) + 2 * np.abs(p))
+
+    assert abs(pooled - pooled_ref) <= tm_bound(pooled_ref)
     assert abs(pooled - per_image.mean()) > 0.1
     per_image_tm = tm_psnr(x, y, data_range=255.0, dim=(1, 2, 3), reduction="none").numpy()
-    np.testing.assert_allclose(per_image_tm, per_image, rtol=0, atol=1e-4)  # float32 inside torchmetrics
+    assert np.all(np.abs(per_image_tm - per_image) <= tm_bound(per_image))
 
 
 def test_piq_default_downsamples_large_images():

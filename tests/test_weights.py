@@ -261,10 +261,11 @@ def test_cli_list_where_import_verify_fetch(cli, spec: W.WeightSpec, tmp_path: P
     assert r.exit_code == 0 and "ok" in r.output
     cached = isolated_home / "weights" / "test-net.pth"
     st = cached.stat()
-    cached.write_bytes(b"Y" + PAYLOAD[1:])  # same size, mtime put back: the sidecar cache is fooled...
-    os.utime(cached, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert W.resolve_weights("test-net", offline=True).verified is True
-    r = cli("verify", "test-net")  # ...but `verify` re-hashes
+    cached.write_bytes(b"Y" + PAYLOAD[1:])  # same size, mtime put back: the change of ctime is still seen,
+    os.utime(cached, ns=(st.st_atime_ns, st.st_mtime_ns))  # so the sidecar cache is not fooled
+    with pytest.raises(WeightsError):
+        W.resolve_weights("test-net", offline=True)
+    r = cli("verify", "test-net")  # and `verify` re-hashes
     assert isinstance(r.exception, WeightsError)
     r = cli("fetch", "test-net", "--offline")  # present file with a wrong hash: refused, no download
     assert isinstance(r.exception, WeightsError)
