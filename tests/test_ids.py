@@ -107,9 +107,13 @@ def test_exact_line_search_matches_brute_force():
 
         t = I._exact_line_search(torch.from_numpy(a), torch.from_numpy(b), wp, pp, 1.0)
         ref = minimize_scalar(phi, bounds=(0, 100), method="bounded", options={"xatol": 1e-12}).x
-        # float64; bounded Brent stops once its bracket is within 2·(√eps·|t| + xatol/3) of the minimiser
-        # (scipy's tol1), ours is the exact piecewise-quadratic root (a few ulp)
-        assert abs(t - ref) <= 2 * (np.sqrt(np.finfo(float).eps) * abs(ref) + 1e-12 / 3) + 1e-12, trial
+        # float64. Ours is the exact piecewise-quadratic root (a few ulp). Bounded Brent stops once its
+        # bracket is within tol2 = 2·(√eps·|t| + xatol/3) (scipy's tol1), but it compares φ values, which
+        # resolve t only to δ with ½φ''δ² = eps·|φ|: δ = √(2·eps·|φ|/φ''), φ'' = pp + 2·Σ_active b²
+        eps = np.finfo(float).eps
+        curv = pp + 2 * np.sum(b[a - ref * b > 0] ** 2)
+        tol = 2 * (np.sqrt(eps) * abs(ref) + 1e-12 / 3) + 2 * np.sqrt(2 * eps * abs(phi(ref)) / curv)
+        assert abs(t - ref) <= tol, (trial, t, ref, tol)
         descent += (phi(1e-7) < phi(0))
     assert 2 <= descent <= 5  # both kinds of direction were exercised (non-descent -> t = 0)
 

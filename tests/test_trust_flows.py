@@ -236,3 +236,28 @@ def test_unavailable_set_metrics_say_why_they_were_not_tested(capsys, tmp_path, 
         assert "unavailable in telea and ns" in rows.loc[m, "note"] and "features" not in rows.loc[m, "note"]
     csv = render_comparison(c, "csv")
     assert csv.count("not tested") >= 2 and "no detectable" not in csv.split("fid", 1)[1].splitlines()[0]
+
+
+def test_score_accepts_unverified_weights_only_when_asked(capsys, tmp_path, random_weights_dir, isolated_home):
+    import dataclasses
+
+    from inpaintbench import weights as W
+
+    exported = tmp_path / "bench"
+    assert _main(capsys, "export", "--out", str(exported), "--limit", "2")[0] == 0
+    spec = W.get_weight_spec("torchvision-alexnet")
+    W.register_weights(dataclasses.replace(spec, sha256="0" * 64), replace=True)  # the file no longer matches
+    try:
+        args = ["score", "--pred", str(exported / "images"), "--gt", str(exported / "images"), "--masks",
+                str(exported / "masks"), "--hole-value", "255", "--metrics", "psnr,lpips", "--offline",
+                "--weights-dir", str(random_weights_dir)]
+        assert _main(capsys, *args, "--out", str(tmp_path / "a"))[0] == 0
+        _, rows, summary = load_run(tmp_path / "a")
+        assert "lpips" not in rows and "sha256" in summary["unavailable"]["lpips"]
+        code, text = _main(capsys, *args, "--allow-unverified-weights", "--out", str(tmp_path / "b"))
+        assert code == 0, text
+        manifest, rows, _ = load_run(tmp_path / "b")
+        assert rows["lpips"].notna().all()
+        assert "unverified" in json.dumps(manifest["metrics"]["lpips"])
+    finally:
+        W.register_weights(spec, replace=True)
