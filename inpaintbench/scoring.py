@@ -22,22 +22,12 @@ import numpy as np
 from inpaintbench import distributed
 from inpaintbench.env_info import resolve_device
 from inpaintbench.errors import InputError
+from inpaintbench.evaluation import BatchResult, Evaluation, RunOutcome, Sample, base_manifest
 from inpaintbench.export import read_export_samples
 from inpaintbench.identity import identity_hash, metric_identity
 from inpaintbench.images import read_image
 from inpaintbench.masks import load_mask_file
-from inpaintbench.runner import (
-    BatchResult,
-    Evaluation,
-    RunConfig,
-    RunOutcome,
-    Sample,
-    _describe,
-    base_manifest,
-    build_suite,
-    composite,
-    mask_problem,
-)
+from inpaintbench.runner import RunConfig, _describe, build_suite, composite, mask_problem
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
