@@ -256,25 +256,4 @@ def test_gather_features_is_identity_without_a_process_group():
     assert gather_features(x) is x
 
 
-def _gather_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    local = np.full((rank + 1, 3), rank, dtype=np.float32)  # ranks hold 1 and 2 rows
-    np.save(os.path.join(out_dir, f"{rank}.npy"), gather_features(local))
-    dist.destroy_process_group()
-
-
-@pytest.mark.slow
-def test_gather_features_two_gloo_processes(tmp_path: Path):
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_gather_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
-    expected = np.array([[0, 0, 0], [1, 1, 1], [1, 1, 1]], dtype=np.float32)
-    for rank in range(2):
-        np.testing.assert_array_equal(np.load(tmp_path / f"{rank}.npy"), expected)
+# The two-process gloo gather is tested with torchrun-style environments in tests/test_distributed.py.
