@@ -203,6 +203,9 @@ def test_perceptual_loss_matches_torchvision_feature_extractor(vgg19_weights_dir
         features = torchvision.models.vgg19(weights=None).features
     sd = torch.load(vgg19_weights_dir / "vgg19-dcbb9e9d.pth", weights_only=True)
     features.load_state_dict({k[len("features."):]: v for k, v in sd.items()}, assign=True)
+    for layer in features:  # MAT taps the conv outputs before the ReLU: no in-place ReLU may overwrite them
+        if isinstance(layer, nn.ReLU):
+            layer.inplace = False
     ref_net = create_feature_extractor(features.eval(), {"25": "c44", "34": "c54"})
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
@@ -217,6 +220,48 @@ def test_perceptual_loss_matches_torchvision_feature_extractor(vgg19_weights_dir
     got.backward()
     assert xg.grad is not None and xg.grad.abs().sum() > 0
     assert all(not p.requires_grad for p in loss_fn.parameters())
+
+
+def _vgg19_pre_relu_reference(sd: dict, x: torch.Tensor, taps: dict[int, str]) -> dict[str, torch.Tensor]:
+    """VGG19 "E" written out with functional, non-inplace ops (float64): conv outputs at ``taps``."""
+    import torch.nn.functional as F
+    from torchvision.models.vgg import cfgs
+
+    out, i, conv = {}, 0, 0
+    for item in cfgs["E"]:
+        if item == "M":
+            x = F.max_pool2d(x, 2, 2)
+            i += 1
+            continue
+        x = F.conv2d(x, sd[f"features.{i}.weight"].double(), sd[f"features.{i}.bias"].double(), padding=1)
+        if i in taps:
+            out[taps[i]] = x
+        if i >= max(taps):
+            return out
+        x = F.relu(x)
+        i += 2
+        conv += 1
+    return out
+
+
+def test_perceptual_features_are_pre_relu_at_both_taps(vgg19_weights_dir) -> None:  # noqa: F811
+    """The features MAT's loss compares are the conv outputs before the ReLU (they have negatives)."""
+    from inpaintbench.train.perceptual import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, load_perceptual
+
+    loss_fn, _ = load_perceptual(str(vgg19_weights_dir), offline=True)
+    sd = torch.load(vgg19_weights_dir / "vgg19-dcbb9e9d.pth", weights_only=True)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1
+    # The module keeps the ImageNet constants as float32 buffers: use the same rounded values.
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).double().view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).double().view(1, 3, 1, 1)
+    taps = {VGG19_LAYERS["conv4_4"]: "conv4_4", VGG19_LAYERS["conv5_4"]: "conv5_4"}
+    ref = _vgg19_pre_relu_reference(sd, ((x + 1) / 2 - mean) / std, taps)
+    got = loss_fn.double().extract(x)
+    for name in ("conv4_4", "conv5_4"):
+        assert (ref[name] < 0).any() and (got[name] < 0).any(), f"{name} must be pre-ReLU"
+        # float64 on both sides: each output is a chain of 16 convolutions of at most 512·9 + 1 terms;
+        # 16·4609·2⁻⁵³·max|ref| is ≈ 8e-12 relative, so 1e-9 relative leaves a wide margin.
+        torch.testing.assert_close(got[name], ref[name], rtol=0, atol=1e-9 * float(ref[name].abs().max()))
 
 
 # ----------------------------------------------------------------------------------------- loss formulas

@@ -40,6 +40,11 @@ class VGGPerceptualLoss(nn.Module):
         if missing:
             raise ValueError(f"VGG19 state dict lacks {missing[:3]}...")
         features.load_state_dict({k: sd[k].float() for k in wanted}, assign=True)
+        # torchvision's ReLUs are in-place: the ReLU after conv4_4 would overwrite the tapped tensor, so
+        # the loss would see post-ReLU features. MAT (losses/pcp.py) uses the pre-ReLU outputs.
+        for layer in features:
+            if isinstance(layer, nn.ReLU):
+                layer.inplace = False
         self.features = features.eval().requires_grad_(False)
         self.taps = {VGG19_LAYERS[k]: k for k in self.layer_weights}
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
