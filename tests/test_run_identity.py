@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from run_paths import run_cli
 from train_fixtures import protocol_128, write_images  # noqa: F401  (fixture)
 
-from inpaintbench.cli import main
 from inpaintbench.masks.maskset import MaskSet
 from inpaintbench.models.mat import Generator, save_mat_safetensors
 from inpaintbench.results import load_run
@@ -41,14 +40,6 @@ def data(tmp_path: Path, protocol_128: str) -> list[str]:  # noqa: F811
             "--device", "cpu", *PIXEL]
 
 
-def _run(capsys, *args: str) -> tuple[int, str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
 def _psnr(run_dir: Path) -> pd.Series:
     _, rows, _ = load_run(run_dir)
     assert (rows["status"] == "ok").all(), rows["error"].tolist()
@@ -62,7 +53,7 @@ def _only_runs(root: Path) -> list[Path]:
 def test_overwritten_weights_file_and_changed_option_recompute(capsys, tmp_path, data):
     weights = _tiny_generator_file(tmp_path / "ckpt" / "net.safetensors", seed=0)
     out = tmp_path / "out"
-    code, text = _run(capsys, "run", "--model", "mat", "--weights", str(weights), *data, "--out", str(out))
+    code, text = run_cli(capsys, "run", "--model", "mat", "--weights", str(weights), *data, "--out", str(out))
     assert code == 0, text
     [first] = _only_runs(out)
     before = _psnr(first)
@@ -70,7 +61,7 @@ def test_overwritten_weights_file_and_changed_option_recompute(capsys, tmp_path,
     # Same path, other bytes (the sidecar JSON is left as it was, as a user's `cp` would).
     other = _tiny_generator_file(tmp_path / "other" / "net.safetensors", seed=1)
     shutil.copyfile(other, weights)
-    code, text = _run(capsys, "run", "--model", "mat", "--weights", str(weights), *data, "--out", str(out))
+    code, text = run_cli(capsys, "run", "--model", "mat", "--weights", str(weights), *data, "--out", str(out))
     assert code == 0, text
     second = [p for p in _only_runs(out) if p != first]
     assert len(second) == 1, "a changed checkpoint must get its own run directory"
@@ -79,11 +70,11 @@ def test_overwritten_weights_file_and_changed_option_recompute(capsys, tmp_path,
     pd.testing.assert_series_equal(_psnr(first), before)  # the old run is untouched
 
     # A changed model option is a different run too; with an explicit --out it is refused, naming it.
-    code, text = _run(capsys, "run", "--model", "mat", "--weights", str(weights), *data, "--out", str(out),
+    code, text = run_cli(capsys, "run", "--model", "mat", "--weights", str(weights), *data, "--out", str(out),
                       "-O", "noise_mode=none")
     assert code == 0, text
     assert len(_only_runs(out)) == 3
-    code, text = _run(capsys, "run", "--model", "mat", "--weights", str(weights), *data, "--out", str(out),
+    code, text = run_cli(capsys, "run", "--model", "mat", "--weights", str(weights), *data, "--out", str(out),
                       "-O", "noise_mode=const")
     assert code == 0 and len(_only_runs(out)) == 4
     target = _only_runs(out)[0]
@@ -117,17 +108,17 @@ def test_reregistered_name_never_returns_the_old_numbers(capsys, tmp_path, data,
     run2 = _fake_training_run(tmp_path / "train2", _tiny_generator_file(tmp_path / "b" / "g.safetensors", 1))
     out = tmp_path / "out"
     try:
-        assert _run(capsys, "models", "register", "mynet", str(run1))[0] == 0
-        code, text = _run(capsys, "run", "--model", "mynet", *data, "--out", str(out))
+        assert run_cli(capsys, "models", "register", "mynet", str(run1))[0] == 0
+        code, text = run_cli(capsys, "run", "--model", "mynet", *data, "--out", str(out))
         assert code == 0, text
         [first] = _only_runs(out)
         before = _psnr(first)
 
-        code, text = _run(capsys, "models", "register", "mynet", str(run2))
+        code, text = run_cli(capsys, "models", "register", "mynet", str(run2))
         assert code == 1 and "already registered" in text and "--overwrite" in text
-        code, text = _run(capsys, "models", "register", "mynet", str(run2), "--overwrite")
+        code, text = run_cli(capsys, "models", "register", "mynet", str(run2), "--overwrite")
         assert code == 0, text
-        code, text = _run(capsys, "run", "--model", "mynet", *data, "--out", str(out))
+        code, text = run_cli(capsys, "run", "--model", "mynet", *data, "--out", str(out))
         assert code == 0, text
         second = [p for p in _only_runs(out) if p != first]
         assert len(second) == 1 and not _psnr(second[0]).equals(before)
@@ -149,9 +140,9 @@ def test_corrupt_local_registry_is_an_error_not_an_empty_registry(capsys, tmp_pa
     with pytest.warns(UserWarning, match="local models unavailable"):
         assert register_local_models() == []
     run = _fake_training_run(tmp_path / "t", _tiny_generator_file(tmp_path / "g.safetensors", 0))
-    code, text = _run(capsys, "models", "register", "mynet", str(run))
+    code, text = run_cli(capsys, "models", "register", "mynet", str(run))
     assert code == 1 and "not valid JSON" in text
     assert path.read_text().endswith('"x": ')  # nothing was overwritten
     # Other models keep working.
-    code, text = _run(capsys, "run", "--model", "telea", "--limit", "1", *PIXEL, "--out", str(tmp_path / "o"))
+    code, text = run_cli(capsys, "run", "--model", "telea", "--limit", "1", *PIXEL, "--out", str(tmp_path / "o"))
     assert code == 0, text

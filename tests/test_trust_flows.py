@@ -5,7 +5,6 @@ and model outputs that break the Inpainter contract."""
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import cv2
@@ -13,12 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from run_paths import model_run_dir
+from run_paths import model_run_dir, run_cli
 
 from inpaintbench.analysis.compare import compare_runs, render_comparison
 from inpaintbench.analysis.leaderboard import leaderboard_table
 from inpaintbench.analysis.load import load_run as load_analysis_run
-from inpaintbench.cli import main
 from inpaintbench.errors import InputError
 from inpaintbench.models.base import register_model
 from inpaintbench.results import load_run
@@ -26,18 +24,10 @@ from inpaintbench.results import load_run
 SET = ("fid", "kid", "p_ids", "u_ids")
 
 
-def _main(capsys, *args: str) -> tuple[int, str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
 def test_set_metrics_are_tested_for_every_pair_of_a_multi_model_run(capsys, tmp_path, fast_metric_weights_dir,
                                                                      isolated_home, no_network):
     out = tmp_path / "runs"
-    code, text = _main(capsys, "run", "--model", "telea,ns,biharmonic", "--limit", "8", "--offline",
+    code, text = run_cli(capsys, "run", "--model", "telea,ns,biharmonic", "--limit", "8", "--offline",
                        "--weights-dir", str(fast_metric_weights_dir), "--feature-extractor", "inception-stylegan2",
                        "--out", str(out))
     assert code == 0, text
@@ -54,10 +44,10 @@ def test_set_metrics_are_tested_for_every_pair_of_a_multi_model_run(capsys, tmp_
         csv = pd.read_csv(pd.io.common.StringIO(render_comparison(c, "csv")))
         assert not csv["verdict"].str.startswith("not tested").any()
     # The CLI paths too: compare and report name no "not tested" set metric.
-    code, text = _main(capsys, "compare", str(dirs["ns"]), str(dirs["biharmonic"]), "--format", "csv")
+    code, text = run_cli(capsys, "compare", str(dirs["ns"]), str(dirs["biharmonic"]), "--format", "csv")
     assert code == 0, text
     assert "no saved features" not in text
-    code, text = _main(capsys, "report", str(out), "-o", str(tmp_path / "report.html"))
+    code, text = run_cli(capsys, "report", str(out), "-o", str(tmp_path / "report.html"))
     assert code == 0, text
     assert "no saved features" not in (tmp_path / "report.html").read_text()
 
@@ -70,7 +60,7 @@ def _telea_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 def test_export_external_fill_score_compares_with_run(capsys, tmp_path):
     exported = tmp_path / "bench"
-    code, text = _main(capsys, "export", "--out", str(exported), "--limit", "5", "--hole-value", "255")
+    code, text = run_cli(capsys, "export", "--out", str(exported), "--limit", "5", "--hole-value", "255")
     assert code == 0, text
     manifest = json.loads((exported / "export.json").read_text())
     assert manifest["n"] == 5 and len(list((exported / "images").glob("*.png"))) == 5
@@ -80,11 +70,11 @@ def test_export_external_fill_score_compares_with_run(capsys, tmp_path):
         image = np.asarray(Image.open(exported / "images" / f"{rec['stem']}.png"))
         hole = np.asarray(Image.open(exported / "masks" / f"{rec['stem']}.png")) == 255
         Image.fromarray(_telea_fill(image, hole)).save(pred / f"{rec['stem']}.png")
-    code, text = _main(capsys, "score", "--pred", str(pred), "--gt", str(exported / "images"), "--masks",
+    code, text = run_cli(capsys, "score", "--pred", str(pred), "--gt", str(exported / "images"), "--masks",
                        str(exported / "masks"), "--hole-value", "255", "--name", "external-telea",
                        "--metrics", "psnr,ssim,l1", "--out", str(tmp_path / "scored"))
     assert code == 0, text
-    code, text = _main(capsys, "run", "--model", "telea", "--limit", "5", "--metrics", "psnr,ssim,l1",
+    code, text = run_cli(capsys, "run", "--model", "telea", "--limit", "5", "--metrics", "psnr,ssim,l1",
                        "--out", str(tmp_path / "runs"))
     assert code == 0, text
     ran = model_run_dir(tmp_path / "runs", "telea")
@@ -105,7 +95,7 @@ def test_export_external_fill_score_compares_with_run(capsys, tmp_path):
     # Edited exported files are refused: they would claim the export's comparability.
     edited = exported / "images" / f"{manifest['samples'][0]['stem']}.png"
     Image.fromarray(np.zeros((256, 256, 3), np.uint8)).save(edited)
-    code, text = _main(capsys, "score", "--pred", str(pred), "--gt", str(exported / "images"), "--masks",
+    code, text = run_cli(capsys, "score", "--pred", str(pred), "--gt", str(exported / "images"), "--masks",
                        str(exported / "masks"), "--hole-value", "255", "--out", str(tmp_path / "scored2"))
     assert code == 1 and "sha256 mismatch" in text
 
@@ -118,7 +108,7 @@ def test_resize_policies_are_never_ranked_together(capsys, tmp_path):
         Image.fromarray(rng.integers(0, 256, (300, 340, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
     common = ["run", "--model", "telea", "--data", f"folder:{folder}", "--metrics", "psnr,l1"]
     for policy in ("center-crop", "resize"):
-        code, text = _main(capsys, *common, "--resize-policy", policy, "--out", str(tmp_path / policy))
+        code, text = run_cli(capsys, *common, "--resize-policy", policy, "--out", str(tmp_path / policy))
         assert code == 0, text
     crop, resized = model_run_dir(tmp_path / "center-crop", "telea"), model_run_dir(tmp_path / "resize", "telea")
     with pytest.raises(InputError, match="not scored on the same samples"):
@@ -131,9 +121,9 @@ def test_resize_policies_are_never_ranked_together(capsys, tmp_path):
 
 def test_lpips_vgg_never_shares_the_lpips_column(capsys, tmp_path, random_weights_dir_vgg):
     base = ["run", "--model", "telea", "--limit", "3", "--offline", "--metrics", "psnr,lpips"]
-    code, text = _main(capsys, *base, "--weights-dir", str(random_weights_dir_vgg), "--out", str(tmp_path / "alex"))
+    code, text = run_cli(capsys, *base, "--weights-dir", str(random_weights_dir_vgg), "--out", str(tmp_path / "alex"))
     assert code == 0, text
-    code, text = _main(capsys, *base, "--weights-dir", str(random_weights_dir_vgg), "--lpips-net", "vgg",
+    code, text = run_cli(capsys, *base, "--weights-dir", str(random_weights_dir_vgg), "--lpips-net", "vgg",
                        "--out", str(tmp_path / "vgg"))
     assert code == 0, text
     alex = load_analysis_run(model_run_dir(tmp_path / "alex", "telea"))
@@ -167,7 +157,7 @@ class _ContractBreaker:
                                          ("minus1to1", "outside [0, 1]")])
 def test_outputs_that_break_the_contract_fail_their_rows(capsys, tmp_path, mode, reason):
     register_model(f"breaker-{mode}", lambda mode=mode: _ContractBreaker(mode), "test model", overwrite=True)
-    code, text = _main(capsys, "run", "--model", f"breaker-{mode}", "--limit", "3", "--metrics", "psnr",
+    code, text = run_cli(capsys, "run", "--model", f"breaker-{mode}", "--limit", "3", "--metrics", "psnr",
                        "--out", str(tmp_path))
     assert code == 0, text
     _, rows, summary = load_run(model_run_dir(tmp_path, f"breaker-{mode}"))
@@ -177,7 +167,7 @@ def test_outputs_that_break_the_contract_fail_their_rows(capsys, tmp_path, mode,
 
 def test_a_set_metric_that_cannot_be_computed_is_unavailable_and_the_run_finishes(
         capsys, tmp_path, fast_metric_weights_dir, isolated_home):
-    code, text = _main(capsys, "run", "--model", "telea", "--limit", "2", "--offline", "--weights-dir",
+    code, text = run_cli(capsys, "run", "--model", "telea", "--limit", "2", "--offline", "--weights-dir",
                        str(fast_metric_weights_dir), "--feature-extractor", "inception-stylegan2",
                        "--metrics", "psnr,fid,fid_inf", "--out", str(tmp_path))
     assert code == 0, text
@@ -194,7 +184,7 @@ def test_metric_typo_is_refused_before_anything_is_built(capsys, tmp_path, monke
         raise AssertionError("the mask set was built before the metric names were checked")
 
     monkeypatch.setattr(masks, "resolve_mask_set", boom)
-    code, text = _main(capsys, "run", "--metrics", "psnr,fdi", "--out", str(tmp_path))
+    code, text = run_cli(capsys, "run", "--metrics", "psnr,fdi", "--out", str(tmp_path))
     assert code == 1 and "unknown metric 'fdi'" in text and "fid" in text
 
 
@@ -202,13 +192,13 @@ def test_plain_mask_folder_is_refused_with_the_import_command(capsys, tmp_path):
     folder = tmp_path / "mymasks"
     folder.mkdir()
     Image.fromarray(np.zeros((256, 256), np.uint8)).save(folder / "a.png")
-    code, text = _main(capsys, "run", "--masks", f"folder:{folder}", "--limit", "1", "--out", str(tmp_path / "o"))
+    code, text = run_cli(capsys, "run", "--masks", f"folder:{folder}", "--limit", "1", "--out", str(tmp_path / "o"))
     assert code == 1 and "masks import" in text and "--hole-value" in text
 
 
 def test_score_on_a_finished_directory_prints_its_path(capsys, tmp_path):
     exported = tmp_path / "bench"
-    assert _main(capsys, "export", "--out", str(exported), "--limit", "2")[0] == 0
+    assert run_cli(capsys, "export", "--out", str(exported), "--limit", "2")[0] == 0
     args = ["score", "--pred", str(exported / "images"), "--gt", str(exported / "images"), "--masks",
             str(exported / "masks"), "--hole-value", "255", "--metrics", "psnr", "--out", "scored"]
     monkey_cwd = Path.cwd()
@@ -216,8 +206,8 @@ def test_score_on_a_finished_directory_prints_its_path(capsys, tmp_path):
         import os
 
         os.chdir(tmp_path)
-        assert _main(capsys, *args)[0] == 0
-        code, text = _main(capsys, *args)
+        assert run_cli(capsys, *args)[0] == 0
+        code, text = run_cli(capsys, *args)
     finally:
         os.chdir(monkey_cwd)
     assert code == 0 and "Results: scored" in text and "Results: ." not in text
@@ -226,7 +216,7 @@ def test_score_on_a_finished_directory_prints_its_path(capsys, tmp_path):
 def test_unavailable_set_metrics_say_why_they_were_not_tested(capsys, tmp_path, isolated_home):
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, text = _main(capsys, "run", "--model", "telea,ns", "--limit", "3", "--offline", "--weights-dir", str(empty),
+    code, text = run_cli(capsys, "run", "--model", "telea,ns", "--limit", "3", "--offline", "--weights-dir", str(empty),
                        "--metrics", "psnr,fid,kid", "--out", str(tmp_path / "runs"))
     assert code == 0, text
     c = compare_runs(model_run_dir(tmp_path / "runs", "telea"), model_run_dir(tmp_path / "runs", "ns"))
@@ -244,17 +234,17 @@ def test_score_accepts_unverified_weights_only_when_asked(capsys, tmp_path, rand
     from inpaintbench import weights as W
 
     exported = tmp_path / "bench"
-    assert _main(capsys, "export", "--out", str(exported), "--limit", "2")[0] == 0
+    assert run_cli(capsys, "export", "--out", str(exported), "--limit", "2")[0] == 0
     spec = W.get_weight_spec("torchvision-alexnet")
     W.register_weights(dataclasses.replace(spec, sha256="0" * 64), replace=True)  # the file no longer matches
     try:
         args = ["score", "--pred", str(exported / "images"), "--gt", str(exported / "images"), "--masks",
                 str(exported / "masks"), "--hole-value", "255", "--metrics", "psnr,lpips", "--offline",
                 "--weights-dir", str(random_weights_dir)]
-        assert _main(capsys, *args, "--out", str(tmp_path / "a"))[0] == 0
+        assert run_cli(capsys, *args, "--out", str(tmp_path / "a"))[0] == 0
         _, rows, summary = load_run(tmp_path / "a")
         assert "lpips" not in rows and "sha256" in summary["unavailable"]["lpips"]
-        code, text = _main(capsys, *args, "--allow-unverified-weights", "--out", str(tmp_path / "b"))
+        code, text = run_cli(capsys, *args, "--allow-unverified-weights", "--out", str(tmp_path / "b"))
         assert code == 0, text
         manifest, rows, _ = load_run(tmp_path / "b")
         assert rows["lpips"].notna().all()
