@@ -309,14 +309,18 @@ def models_cmd(ctx: typer.Context) -> None:
     """List the registered models and whether their weights are available."""
     if ctx.invoked_subcommand is not None:
         return
-    from inpaintbench.models.base import get_model_spec, list_models
+    from inpaintbench.models.base import get_model_spec, list_model_prefixes, list_models
 
     table = Table(title="models")
-    for col in ("id", "summary", "weights", "status"):
+    for col in ("id", "summary", "native size", "licence", "weights", "status"):
         table.add_column(col)
     for name in list_models():
         spec = get_model_spec(name)
-        table.add_row(name, spec.summary, ", ".join(spec.needs_weights) or "-", _weights_status(spec.needs_weights))
+        table.add_row(name, spec.summary, spec.native_size or "any", spec.licence or "-",
+                      ", ".join(spec.needs_weights) or "-", _weights_status(spec.needs_weights))
+    for spec in list_model_prefixes():
+        table.add_row(spec.name, spec.summary, spec.native_size or "any", spec.licence or "-", "per id",
+                      "resolved at run time")
     console.print(table)
 
 
@@ -384,11 +388,11 @@ def _register_subcommands() -> None:
     import importlib
 
     for module in ("inpaintbench.masks.cli", "inpaintbench.cli_weights", "inpaintbench.analysis.cli",
-                   "inpaintbench.train.cli"):
+                   "inpaintbench.train.cli", "inpaintbench.analysis.power_cli", "inpaintbench.humans.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
                 raise
             continue
         mod.register(app)

@@ -13,11 +13,14 @@ from inpaintbench.models.base import (
     ModelSpec,
     create_model,
     get_model_spec,
+    list_model_prefixes,
     list_models,
     register_model,
+    register_model_prefix,
 )
 
-__all__ = ["Inpainter", "ModelSpec", "create_model", "get_model_spec", "list_models", "register_model"]
+__all__ = ["Inpainter", "ModelSpec", "create_model", "get_model_spec", "list_model_prefixes", "list_models",
+           "register_model", "register_model_prefix"]
 
 
 def _register_builtin() -> None:
@@ -37,6 +40,12 @@ def _register_builtin() -> None:
         from inpaintbench.models.mat import register as _register_mat
 
         _register_mat()
+    # The other network families follow the same rule: each package registers its own ids and weights.
+    import importlib
+
+    for family in ("lama", "migan", "diffusion"):
+        if (Path(__file__).parent / family / "__init__.py").is_file():
+            importlib.import_module(f"inpaintbench.models.{family}").register()
     # Fine-tunes registered with `inpaintbench register-model` (persisted under $INPAINTBENCH_HOME).
     from inpaintbench.train.registry import register_local_models
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -65,9 +66,15 @@ class ModelSpec:
     summary: str
     needs_weights: tuple[str, ...] = ()
     tags: tuple[str, ...] = field(default_factory=tuple)
+    #: shown by ``inpaintbench models``: the weights' licence and the size the network was trained at
+    licence: str = ""
+    native_size: str = ""
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+#: ``prefix`` -> factory for open-ended ids such as ``diffusers:<hub id or dir>``; the factory gets the
+#: part after the colon as its first argument.
+_PREFIXES: dict[str, ModelSpec] = {}
 _ENTRY_POINTS_LOADED = False
 
 
@@ -78,11 +85,37 @@ def register_model(
     needs_weights: tuple[str, ...] = (),
     tags: tuple[str, ...] = (),
     overwrite: bool = False,
+    licence: str = "",
+    native_size: str = "",
 ) -> None:
     """Add a model to the registry (plug-ins call this from their entry point)."""
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = ModelSpec(name, factory, summary, tuple(needs_weights), tuple(tags))
+    _REGISTRY[name] = ModelSpec(name, factory, summary, tuple(needs_weights), tuple(tags), licence, native_size)
+
+
+def register_model_prefix(
+    prefix: str,
+    factory: Callable[..., Inpainter],
+    summary: str,
+    tags: tuple[str, ...] = (),
+    overwrite: bool = False,
+    licence: str = "",
+    native_size: str = "",
+) -> None:
+    """Register a family of open-ended ids ``<prefix>:<target>`` (``diffusers:stabilityai/...``).
+
+    ``create_model("<prefix>:<target>", **kw)`` calls ``factory(target, **kw)``.
+    """
+    if prefix in _PREFIXES and not overwrite:
+        raise ValueError(f"model prefix {prefix!r} is already registered")
+    _PREFIXES[prefix] = ModelSpec(f"{prefix}:<id>", factory, summary, (), tuple(tags), licence, native_size)
+
+
+def list_model_prefixes() -> list[ModelSpec]:
+    """The open-ended model families (``diffusers:``...), for listings."""
+    _ensure_builtin()
+    return [_PREFIXES[k] for k in sorted(_PREFIXES)]
 
 
 def _load_entry_points() -> None:
@@ -119,10 +152,16 @@ def list_models() -> list[str]:
 
 
 def get_model_spec(name: str) -> ModelSpec:
+    """The registry entry of ``name``; a ``<prefix>:<target>`` id gets a spec bound to its target."""
     _ensure_builtin()
-    if name not in _REGISTRY:
-        raise UnknownNameError("model", name, list(_REGISTRY))
-    return _REGISTRY[name]
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    prefix, sep, target = name.partition(":")
+    if sep and prefix in _PREFIXES:
+        family = _PREFIXES[prefix]
+        return ModelSpec(name, partial(family.factory, target), family.summary, (), family.tags, family.licence,
+                         family.native_size)
+    raise UnknownNameError("model", name, [*_REGISTRY, *(f"{p}:<id>" for p in _PREFIXES)])
 
 
 def create_model(name: str, **kwargs: Any) -> Inpainter:
