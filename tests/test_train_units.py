@@ -309,7 +309,7 @@ def test_r1_is_gamma_half_grad_norm_on_both_branches_times_interval() -> None:
     cfg = TrainConfig(r1_gamma=10.0, d_reg_interval=16, pcp_ratio=0.0)
     D = _LinearD(8)
     loss_fn = TwoStageLoss(_FakeG(), D, None, cfg, torch.device("cpu"), CTX1)
-    loss, stats = loss_fn.d_reg(_batch())
+    loss, stats, _ = loss_fn.d_reg(_batch())
     w2, v2 = D.w.detach().square().sum(), D.v.detach().square().sum()
     torch.testing.assert_close(stats["D/r1"], w2)
     torch.testing.assert_close(stats["D/r1_stg1"], v2)

@@ -129,15 +129,18 @@ def apply_color(x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
 class AdaptiveAugment:
     """ADA state: the probability ``p`` and the sign statistics that steer it.
 
-    ``update`` follows the paper: every ``interval`` iterations, ``r_t = mean(sign(D(real)))`` over
-    the images seen since the last adjustment (main-branch logits), and ``p`` moves by
-    ``sign(r_t - target) * batch * interval / (ada_kimg * 1000)``, clamped to [0, 1].
+    ``update`` follows the official loop (fenglinglwb/MAT ``training/training_loop.py``, from
+    StyleGAN2-ADA): every ``interval`` iterations, ``r_t = mean(sign(D(real)))`` over every real
+    logit of the main branch since the last adjustment (the Dmain *and* the R1 phases report them),
+    and ``p`` moves by ``sign(r_t - target) * batch * interval / (ada_kimg * 1000)``, clamped below at
+    0 only (``p >= 1`` applies every transform). ``sign_sum`` may be a device tensor between
+    adjustments, so accumulating costs no host sync.
     """
 
     def __init__(self, target: float = 0.6, ada_kimg: float = 500, interval: int = 4, p: float = 0.0):
         self.target, self.ada_kimg, self.interval = target, ada_kimg, interval
         self.p = float(p)
-        self.sign_sum = 0.0
+        self.sign_sum: float | torch.Tensor = 0.0
         self.count = 0
         self.last_rt: float | None = None
 
@@ -148,22 +151,22 @@ class AdaptiveAugment:
         out = [apply_color(apply_geometry(x, params), params) for x in images]
         return out, apply_geometry(masks, params)
 
-    def accumulate(self, sign_sum: float, count: int) -> None:
-        self.sign_sum += float(sign_sum)
+    def accumulate(self, sign_sum: float | torch.Tensor, count: int) -> None:
+        self.sign_sum = self.sign_sum + (sign_sum if isinstance(sign_sum, torch.Tensor) else float(sign_sum))
         self.count += int(count)
 
     def update(self, batch: int) -> None:
         """Adjust ``p`` from the accumulated statistics (already summed over processes)."""
         if self.count == 0:
             return
-        rt = self.sign_sum / self.count
+        rt = float(self.sign_sum) / self.count
         step = np.sign(rt - self.target) * batch * self.interval / (self.ada_kimg * 1000)
-        self.p = float(min(max(self.p + step, 0.0), 1.0))
+        self.p = float(max(self.p + step, 0.0))
         self.last_rt = rt
         self.sign_sum, self.count = 0.0, 0
 
     def state_dict(self) -> dict[str, float | int | None]:
-        return {"p": self.p, "sign_sum": self.sign_sum, "count": self.count, "last_rt": self.last_rt}
+        return {"p": self.p, "sign_sum": float(self.sign_sum), "count": self.count, "last_rt": self.last_rt}
 
     def load_state_dict(self, state: dict[str, float | int | None]) -> None:
         self.p = float(state.get("p") or 0.0)

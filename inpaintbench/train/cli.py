@@ -78,7 +78,8 @@ def train_cmd(
     ema_kimg: Annotated[float | None, typer.Option(help="EMA half-life in kimg (10).")] = None,
     augment: Annotated[str | None, typer.Option(help="none (official) or ada.")] = None,
     ada_target: Annotated[float | None, typer.Option(help="ADA target for E[sign(D(real))] (0.6).")] = None,
-    ada_kimg: Annotated[float | None, typer.Option(help="ADA speed: kimg for p to go 0 -> 1 (500).")] = None,
+    ada_kimg: Annotated[float | None, typer.Option(help="ADA speed: kimg for p to go 0 -> 1 (official: 100 "
+                                                               "with --init, 500 from scratch).")] = None,
     ada_interval: Annotated[int | None, typer.Option(help="ADA: adjust p every N iterations (4).")] = None,
     mbstd_group: Annotated[int | None, typer.Option(help="Minibatch-std group of D (8).")] = None,
     resolution: Annotated[int | None, typer.Option(help="Training resolution (256).")] = None,
@@ -91,9 +92,23 @@ def train_cmd(
     best_metric: Annotated[str | None, typer.Option(help="Metric that picks the `best` snapshot (fid).")] = None,
     tick: Annotated[float | None, typer.Option(help="kimg per progress tick (4).")] = None,
     snap: Annotated[int | None, typer.Option(help="Validate + snapshot every N ticks (1).")] = None,
-    keep_snapshots: Annotated[int | None, typer.Option(help="Keep the newest N snapshots (+ best); 0 = "
-                                                               "all.")] = None,
+    keep_snapshots: Annotated[int | None, typer.Option(help="Keep the newest N snapshots (+ best) (3; a "
+                                                               "full-size snapshot is ~1.4 GB); 0 = all.")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 (default) or bf16 (autocast, GPU).")] = None,
+    val_precision: Annotated[str | None, typer.Option(help="Precision of validation inference (fp32, "
+                                                              "as `run`'s default).")] = None,
+    deterministic: Annotated[bool | None, typer.Option(
+        "--deterministic/--no-deterministic",
+        help="Deterministic CUDA kernels (torch.use_deterministic_algorithms, cudnn.benchmark off): resume "
+             "is then bit-exact on GPU too, at a speed cost (see train/README.md). CPU is always "
+             "deterministic.")] = None,
+    on_nonfinite: Annotated[str | None, typer.Option(
+        help="stop (default: end the run at the tick where a loss or weight became non-finite, keeping the "
+             "last good snapshot) or continue (the official behaviour: gradients pass through "
+             "nan_to_num and training goes on).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-loader worker processes that read, crop and mask "
+                                                       "the next batches while the network trains (2; 0 = "
+                                                       "inline).")] = None,
     impl: Annotated[str | None, typer.Option(help="MAT layer path: fast (default) or reference (the official "
                                                   "operation order).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of every draw (0).")] = None,
@@ -123,7 +138,8 @@ def train_cmd(
         "val_metrics": tuple(m.strip() for m in val_metrics.split(",") if m.strip()) if val_metrics else None,
         "val_limit": val_limit, "val_feature_extractor": val_feature_extractor, "best_metric": best_metric,
         "tick_kimg": tick, "snap": snap, "keep_snapshots": keep_snapshots, "precision": precision, "seed": seed,
-        "impl": impl, "xflip": mirror, "name": name, "device": device,
+        "val_precision": val_precision, "deterministic": deterministic, "on_nonfinite": on_nonfinite,
+        "workers": workers, "impl": impl, "xflip": mirror, "name": name, "device": device,
         "weights_dir": str(weights_dir) if weights_dir else None, "offline": offline,
         "allow_unverified": allow_unverified_weights,
     }

@@ -39,8 +39,13 @@ VALIDATION_METRICS = ("psnr", "ssim", "l1", "lpips", "fid")
 RESUMABLE_OVERRIDES = frozenset({
     "kimg", "snap", "out", "device", "weights_dir", "offline", "allow_unverified", "val_every_snap",
     "keep_snapshots", "name", "workers", "val", "val_masks", "val_metrics", "val_limit", "best_metric",
-    "val_feature_extractor",
+    "val_feature_extractor", "val_precision", "on_nonfinite",
 })
+
+#: Overrides that are allowed on resume but change the numbers of what follows (another device has
+#: other kernels and other float rounding); resuming with one is warned about.
+NUMERICS_CHANGING_OVERRIDES = frozenset({"device"})
+NONFINITE_POLICIES = ("stop", "continue")
 
 
 @dataclass
@@ -101,7 +106,8 @@ class TrainConfig:
     ema_rampup: float | None = None
     augment: str = "none"
     ada_target: float = 0.6
-    ada_kimg: float = 500.0
+    #: None = the official train.py choice: 100 when fine-tuning from ``init`` (its ``--resume``), else 500
+    ada_kimg: float | None = None
     ada_interval: int = 4
     mbstd_group: int = 8
     xflip: bool = True
@@ -114,8 +120,11 @@ class TrainConfig:
     best_metric: str = "fid"
     tick_kimg: float = 4.0
     snap: int = 1
-    keep_snapshots: int = 0
+    keep_snapshots: int = 3
     precision: str = "fp32"
+    val_precision: str = "fp32"
+    deterministic: bool = False
+    on_nonfinite: str = "stop"
     impl: str = "fast"
     seed: int = 0
     name: str | None = None
@@ -140,7 +149,8 @@ class TrainConfig:
         checks = [
             ("--recipe", self.recipe, RECIPES), ("--config", self.config or "full", (*NETWORK_CONFIGS, "custom")),
             ("--augment", self.augment, AUGMENTS), ("--precision", self.precision, PRECISIONS),
-            ("--impl", self.impl, TRAIN_IMPLS),
+            ("--impl", self.impl, TRAIN_IMPLS), ("--val-precision", self.val_precision, PRECISIONS),
+            ("--on-nonfinite", self.on_nonfinite, NONFINITE_POLICIES),
         ]
         for option, value, allowed in checks:
             if value not in allowed:
@@ -155,7 +165,7 @@ class TrainConfig:
             raise bad("--batch", f"{self.batch} is not divisible by the {world_size} processes",
                       f"use a multiple of {world_size}")
         for option, value in (("--kimg", self.kimg), ("--lr", self.lr), ("--tick", self.tick_kimg),
-                              ("--ema-kimg", self.ema_kimg), ("--ada-kimg", self.ada_kimg)):
+                              ("--ema-kimg", self.ema_kimg), ("--ada-kimg", self.effective_ada_kimg)):
             if not (math.isfinite(value) and value > 0):
                 raise bad(option, f"must be a positive number, got {value}", "pass a value > 0")
         for option, value in (("--pcp-ratio", self.pcp_ratio), ("--r1-gamma", self.r1_gamma)):
@@ -180,6 +190,15 @@ class TrainConfig:
         if self.val and self.best_metric not in self.val_metrics:
             raise bad("--best-metric", f"{self.best_metric!r} is not among --val-metrics",
                       f"use one of {', '.join(self.val_metrics)}")
+
+    @property
+    def effective_ada_kimg(self) -> float:
+        """ADA's adjustment speed: the explicit ``ada_kimg``, else StyleGAN2-ADA/MAT ``train.py``'s
+        rule: ``ada_kimg = 100`` when resuming from a pretrained network ("make ADA react faster at
+        the beginning"), 500 from scratch (fenglinglwb/MAT train.py, setup_training_loop_kwargs)."""
+        if self.ada_kimg is not None:
+            return float(self.ada_kimg)
+        return 100.0 if self.init else 500.0
 
     @property
     def widths_preset(self) -> str:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import threading
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -271,7 +272,8 @@ class TrainImages:
 
     ``sample(k)`` returns sample ``k`` of the endless training stream: epoch ``k // n`` visits every
     image once in a seeded random order; each sample gets a random ``resolution`` crop (images
-    smaller than that are first reflect-padded at the bottom/right, as MAT's loader does; MAT never
+    smaller than that are first padded at the bottom/right with OpenCV's ``BORDER_REFLECT`` (numpy
+    ``symmetric``), as MAT's loader does; MAT never
     resizes training images) and, with ``xflip``, a horizontal flip with probability 1/2 (the
     official ``--mirror`` doubles the dataset with flipped copies instead: same distribution).
     """
@@ -312,8 +314,10 @@ class TrainImages:
         if skipped:
             warnings.warn(f"{self.root}: skipped {len(skipped)} unreadable image(s) of {len(found)}; first: "
                           f"{skipped[0][0]}: {skipped[0][1]}", DataWarning, stacklevel=2)
-        self._perm_epoch = -1
-        self._perm: np.ndarray | None = None
+        # (epoch, permutation) in one attribute, replaced as a whole under a lock, so that threads
+        # sampling different epochs never see one epoch's number with another's permutation.
+        self._perm_cache: tuple[int, np.ndarray] | None = None
+        self._perm_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -329,15 +333,29 @@ class TrainImages:
                 "digest_method": "sha256 over 'id NUL sha256(file bytes)' lines, sorted by id",
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
                 "geometry_counts": self.geometry_counts,
-                "augmentation": "random crop (reflect-pad bottom/right if smaller)"
+                "augmentation": "random crop (BORDER_REFLECT pad bottom/right if smaller)"
                                 + (" + x-flip p=0.5" if self.xflip else "")}
 
     def order(self, epoch: int) -> np.ndarray:
-        if epoch != self._perm_epoch:
-            self._perm = sample_rng(_TAG_ORDER, self.seed, epoch).permutation(len(self))
-            self._perm_epoch = epoch
-        assert self._perm is not None
-        return self._perm
+        """The seeded visiting order of ``epoch`` (thread-safe; the last epoch's order is cached)."""
+        cached = self._perm_cache
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        with self._perm_lock:
+            cached = self._perm_cache
+            if cached is None or cached[0] != epoch:
+                cached = (epoch, sample_rng(_TAG_ORDER, self.seed, epoch).permutation(len(self)))
+                self._perm_cache = cached
+        return cached[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_perm_lock")  # data-loader workers get their own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._perm_lock = threading.Lock()
 
     def index_of(self, k: int) -> int:
         epoch, pos = divmod(int(k), len(self))
@@ -354,7 +372,9 @@ class TrainImages:
         r = self.resolution
         h, w = img.shape[:2]
         if h < r or w < r:
-            img = np.pad(img, ((0, max(0, r - h)), (0, max(0, r - w)), (0, 0)), mode="reflect")
+            # OpenCV BORDER_REFLECT (edge pixel repeated: numpy "symmetric"), bottom/right only, as
+            # MAT's datasets/dataset_256.py pads images smaller than the crop.
+            img = np.pad(img, ((0, max(0, r - h)), (0, max(0, r - w)), (0, 0)), mode="symmetric")
             h, w = img.shape[:2]
         rng = sample_rng(_TAG_CROP, self.seed, k)
         y = int(rng.integers(0, h - r + 1))

@@ -17,133 +17,39 @@ compute the same thing as one process with the same global batch, up to float su
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from inpaintbench import distributed
-from inpaintbench.env_info import device_description, package_versions, resolve_device
+from inpaintbench.env_info import resolve_device
 from inpaintbench.errors import InpaintBenchError, InputError, WeightsError
 from inpaintbench.results import atomic_write_json
 from inpaintbench.train import snapshot as S
 from inpaintbench.train.augment import AdaptiveAugment
-from inpaintbench.train.config import TrainConfig, merge_for_resume
+from inpaintbench.train.batches import IterationBatches, iteration_loader
+from inpaintbench.train.config import NUMERICS_CHANGING_OVERRIDES, TrainConfig, merge_for_resume
 from inpaintbench.train.data import TrainImages
 from inpaintbench.train.loss import Batch, TwoStageLoss
-
-RUN_FORMAT = "inpaintbench-train-run"
+from inpaintbench.train.numerics import (
+    NonFiniteMonitor,
+    ema_update,
+    networks_finite,
+    sanitize_gradients,
+    sync_gradients,
+)
+from inpaintbench.train.records import RUN_FORMAT, run_record, snapshot_state  # noqa: F401
+from inpaintbench.train.ticks import TickInfo, TickStats, TrainResult
 
 
 class TrainingError(InpaintBenchError):
     """Training cannot go on (non-finite loss, ...); the last good snapshot is kept."""
-
-
-@dataclass
-class TickInfo:
-    """What the progress display and ``metrics.jsonl`` get at the end of every tick."""
-
-    tick: int
-    kimg: float
-    total_kimg: float
-    iteration: int
-    sec_per_tick: float
-    sec_per_kimg: float
-    eta_s: float
-    loss: dict[str, float]
-    augment_p: float
-    val: dict[str, Any] | None = None
-    snapshot: str | None = None
-    best: bool = False
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    kimg: float
-    iterations: int
-    ticks: int
-    last_snapshot: Path | None
-    best: dict[str, Any] | None = None
-    registered: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------------------
-# helpers
-
-
-def _sync_grads(module: torch.nn.Module, ctx: distributed.DistContext) -> None:
-    """Average gradients over processes with one flat all-reduce (StyleGAN3-style, no DDP wrapper:
-    the R1 double backward and the several forward passes per phase need no special handling)."""
-    if not ctx.active:
-        return
-    params = [p for p in module.parameters() if p.grad is not None]
-    if not params:
-        return
-    flat = torch.cat([p.grad.flatten() for p in params])
-    dist.all_reduce(flat)
-    flat /= ctx.world_size
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
-        offset += n
-
-
-def _all_finite(value: torch.Tensor, ctx: distributed.DistContext) -> bool:
-    flag = torch.isfinite(value.detach()).all().to(torch.int32).reshape(1)
-    if ctx.active:
-        flag = flag.to(value.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-    return bool(flag.item())
-
-
-def _ema_update(G_ema: torch.nn.Module, G: torch.nn.Module, beta: float) -> None:
-    with torch.no_grad():
-        for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
-            b_ema.copy_(b)
-
-
-def _nets_finite(*nets: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(t).all()) for net in nets for t in net.state_dict().values()
-               if t.is_floating_point())
-
-
-class _TickStats:
-    """Sums of logged scalars over a tick (device tensors; no sync until the tick ends)."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, stats: dict[str, torch.Tensor]) -> None:
-        for k, v in stats.items():
-            v = v.detach().float()
-            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
-            self.counts[k] = self.counts.get(k, 0) + 1
-
-    def reduce(self, ctx: distributed.DistContext) -> dict[str, float]:
-        keys = sorted(self.sums)
-        if not keys:
-            return {}
-        vec = torch.stack([self.sums[k] for k in keys])
-        if ctx.active:
-            dist.all_reduce(vec)
-            vec = vec / ctx.world_size
-        values = vec.cpu().tolist()
-        out = {k: values[i] / self.counts[k] for i, k in enumerate(keys)}
-        self.sums.clear()
-        self.counts.clear()
-        return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -205,18 +111,17 @@ class Trainer:
             self.pcp, self.pcp_record = load_perceptual(config.weights_dir, config.offline, config.allow_unverified)
             self.pcp.to(device)
 
-        self.augment = AdaptiveAugment(config.ada_target, config.ada_kimg, config.ada_interval) \
+        self.augment = AdaptiveAugment(config.ada_target, config.effective_ada_kimg, config.ada_interval) \
             if config.augment == "ada" else None
         self.loss = TwoStageLoss(self.G, self.D, self.pcp, config, device, ctx, self.augment)
         og, od = config.optimizer_settings("G"), config.optimizer_settings("D")
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=og["lr"], betas=og["betas"], eps=og["eps"])
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=od["lr"], betas=od["betas"], eps=od["eps"])
 
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="train-data") \
-            if config.workers > 0 else None
-        self._next: tuple[int, Any] | None = None
+        self.batches = IterationBatches(self.data, self.mask_protocol, config.seed, config.batch, ctx.rank,
+                                        ctx.world_size)
+        self._loader: Any = None
+        self.nonfinite = NonFiniteMonitor(device)
         self.cur_nimg = 0
         self.iteration = 0
         self.cur_tick = 0
@@ -238,7 +143,7 @@ class Trainer:
                                            batch=max(1, self.local_batch), limit=config.val_limit,
                                            require=(config.best_metric,), weights_dir=config.weights_dir,
                                            offline=config.offline, allow_unverified=config.allow_unverified,
-                                           precision=config.precision,
+                                           precision=config.val_precision,
                                            feature_extractor=config.val_feature_extractor)
             except WeightsError as e:
                 raise WeightsError(f"--best-metric {config.best_metric} cannot be computed: {e.message}",
@@ -276,90 +181,84 @@ class Trainer:
 
     def rows(self, iteration: int) -> list[int]:
         """Global sample indices of this process's rows (interleaved split of the global batch)."""
-        base = iteration * self.cfg.batch
-        return [base + j for j in range(self.ctx.rank, self.cfg.batch, self.ctx.world_size)]
+        return self.batches.rows(iteration)
 
-    def _arrays(self, iteration: int) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 images and bool holes of this process's rows (pure function of the iteration)."""
-        ks = self.rows(iteration)
-        if self._pool is not None:
-            imgs = list(self._pool.map(self.data.sample, ks))
-            holes = list(self._pool.map(lambda k: self.mask_protocol.generate(k, self.cfg.seed), ks))
-        else:
-            imgs = [self.data.sample(k) for k in ks]
-            holes = [self.mask_protocol.generate(k, self.cfg.seed) for k in ks]
-        return np.stack(imgs), np.stack(holes)
+    def _start_loader(self, total_nimg: int) -> None:
+        stop = self.iteration + max(0, math.ceil((total_nimg - self.cur_nimg) / self.cfg.batch))
+        self._loader = iteration_loader(self.batches, self.iteration, stop, self.cfg.workers,
+                                        pin_memory=self.device.type == "cuda")
 
     def make_batch(self, iteration: int) -> Batch:
-        """The batch of ``iteration``; the next one is prepared in the background meanwhile."""
-        ks = self.rows(iteration)
-        pending = self._next
-        if pending is not None and pending[0] == iteration:
-            imgs, holes = pending[1].result()
-        else:
-            imgs, holes = self._arrays(iteration)
-        self._next = (iteration + 1, self._pool.submit(self._arrays, iteration + 1)) if self._pool else None
-        real = torch.from_numpy(imgs).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1
-        mask = torch.from_numpy(~holes).to(self.device).float()[:, None]
-        return Batch(real, mask, ks, iteration)
+        """The batch of ``iteration``: from the prefetching loader when it is at that iteration."""
+        item = next(self._loader, None) if self._loader is not None else None
+        if item is None or int(item[0]) != iteration:
+            self._loader = None  # out of step (a caller outside run()): compute it inline
+            item = self.batches[iteration]
+        _, imgs, holes = item
+        imgs, holes = torch.as_tensor(imgs), torch.as_tensor(holes)
+        real = imgs.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float() / 127.5 - 1
+        mask = (~holes).to(self.device, non_blocking=True).float()[:, None]
+        return Batch(real, mask, self.rows(iteration), iteration)
 
     # ------------------------------------------------------------------ one iteration
 
-    def _check(self, loss: torch.Tensor, phase: str) -> None:
-        if not _all_finite(loss, self.ctx):
-            where = f"iteration {self.iteration} (kimg {self.cur_nimg / 1000:.3f}), phase {phase}"
-            keep = f"last good snapshot: {self.last_snapshot}" if self.last_snapshot else "no snapshot was written yet"
-            raise TrainingError(f"non-finite {phase} loss ({float(loss.detach()):g}) at {where}; stopped; {keep}",
-                                "lower --lr, use --precision fp32, check the data; then --resume the run "
-                                "from the last snapshot")
+    def _optimize(self, phase: str, loss: torch.Tensor, module: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+        """backward, all-reduce, the official ``nan_to_num`` of every gradient, step; non-finite values
+        are counted on the device for the tick's guard (no host sync here)."""
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sync_gradients(module, self.ctx)
+        bad = sanitize_gradients(module)
+        self.nonfinite.observe(phase, self.iteration, loss, bad)
+        opt.step()
 
-    def step(self, stats: _TickStats) -> None:
+    def step(self, stats: TickStats) -> None:
         cfg = self.cfg
         batch = self.make_batch(self.iteration)
         # Gmain
         self.G.requires_grad_(True)
         loss, st = self.loss.g_main(batch)
-        self._check(loss, "G")
-        self.opt_G.zero_grad(set_to_none=True)
-        loss.backward()
-        _sync_grads(self.G, self.ctx)
-        self.opt_G.step()
+        self._optimize("G", loss, self.G, self.opt_G)
         self.G.requires_grad_(False)
         stats.add(st)
         # Dmain
         self.D.requires_grad_(True)
         loss, st, signs = self.loss.d_main(batch)
-        self._check(loss, "D")
-        self.opt_D.zero_grad(set_to_none=True)
-        loss.backward()
-        _sync_grads(self.D, self.ctx)
-        self.opt_D.step()
+        self._optimize("D", loss, self.D, self.opt_D)
         stats.add(st)
-        # Dreg (lazy R1)
+        n_signs = len(batch.ks)
+        # Dreg (lazy R1); its real logits count in ADA's sign statistic, as in the official
+        # 'Loss/signs/real' collector, which both the Dmain and the Dr1 phase report to.
         if cfg.r1_gamma > 0 and self.iteration % cfg.d_reg_interval == 0:
-            loss, st = self.loss.d_reg(batch)
-            self._check(loss, "D-R1")
-            self.opt_D.zero_grad(set_to_none=True)
-            loss.backward()
-            _sync_grads(self.D, self.ctx)
-            self.opt_D.step()
+            loss, st, reg_signs = self.loss.d_reg(batch)
+            self._optimize("D-R1", loss, self.D, self.opt_D)
             stats.add(st)
+            signs = signs + reg_signs
+            n_signs += len(batch.ks)
         self.D.requires_grad_(False)
         # EMA (rank 0 holds G_ema)
         if self.G_ema is not None:
-            _ema_update(self.G_ema, self.G, cfg.ema_beta(self.cur_nimg))
-        # ADA
-        if self.augment is not None:
-            self.augment.accumulate(float(signs), len(batch.ks))
-            if self.iteration % cfg.ada_interval == 0:
-                pair = torch.tensor([self.augment.sign_sum, float(self.augment.count)], dtype=torch.float64,
-                                    device=self.device)
-                if self.ctx.active:
-                    dist.all_reduce(pair)
-                self.augment.sign_sum, self.augment.count = float(pair[0]), int(pair[1])
-                self.augment.update(cfg.batch)
+            ema_update(self.G_ema, self.G, cfg.ema_beta(self.cur_nimg))
         self.cur_nimg += cfg.batch
         self.iteration += 1
+        # ADA, after the counters moved as in the official loop: the first adjustment follows
+        # iteration ada_interval - 1 (batch_idx % ada_interval == 0 after batch_idx += 1).
+        if self.augment is not None:
+            self.augment.accumulate(signs.detach(), n_signs)
+            if self.iteration % cfg.ada_interval == 0:
+                self._adjust_augment()
+
+    def _adjust_augment(self) -> None:
+        """One host sync per ``ada_interval`` iterations: ``p`` is needed on the host to draw the
+        next transforms."""
+        assert self.augment is not None
+        pair = torch.stack([torch.as_tensor(self.augment.sign_sum, dtype=torch.float64, device=self.device),
+                            torch.tensor(float(self.augment.count), dtype=torch.float64, device=self.device)])
+        if self.ctx.active:
+            dist.all_reduce(pair)
+        values = pair.cpu().tolist()
+        self.augment.sign_sum, self.augment.count = values[0], int(values[1])
+        self.augment.update(self.cfg.batch)
 
     # ------------------------------------------------------------------ ticks
 
@@ -368,7 +267,8 @@ class Trainer:
         total_nimg = int(round(cfg.kimg * 1000))
         if self.ctx.is_main:
             self._write_run_json(total_nimg)
-        stats = _TickStats()
+        stats = TickStats()
+        self._start_loader(total_nimg)
         t_start = self._t_start = time.perf_counter()
         tick_start_time = t_start
         history: list[dict[str, Any]] = []
@@ -383,6 +283,7 @@ class Trainer:
             tick_time = now - tick_start_time
             tick_kimg = (self.cur_nimg - self.tick_start_nimg) / 1000
             losses = stats.reduce(self.ctx)
+            nonfinite = self._guard()
             sec_per_kimg = tick_time / max(tick_kimg, 1e-9)
             info = TickInfo(self.cur_tick, self.cur_nimg / 1000, cfg.kimg, self.iteration, tick_time, sec_per_kimg,
                             max(0.0, (total_nimg - self.cur_nimg) / 1000 * sec_per_kimg), losses,
@@ -393,6 +294,8 @@ class Trainer:
                       "time_s": round(self.elapsed_before + now - t_start, 3), "sec_per_tick": round(tick_time, 4),
                       "sec_per_kimg": round(sec_per_kimg, 4), "loss": losses, "augment_p": info.augment_p,
                       "world_size": self.ctx.world_size}
+            if nonfinite:
+                record["nonfinite"] = nonfinite
             if info.val is not None:
                 record["val"] = info.val
             if info.snapshot:
@@ -411,10 +314,23 @@ class Trainer:
                            self.best, history=history)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            self._next = None
+        self._loader = None  # ends the loader's worker processes
+
+    def _guard(self) -> dict[str, Any] | None:
+        """The tick's non-finite check (one host sync): see :mod:`inpaintbench.train.numerics`."""
+        report = self.nonfinite.read(self.ctx)
+        keep = f"last good snapshot: {self.last_snapshot}" if self.last_snapshot else "no snapshot was written yet"
+        where = f"(tick {self.cur_tick}, kimg {self.cur_nimg / 1000:.3f})"
+        if report.any and self.cfg.on_nonfinite == "stop":
+            raise TrainingError(f"{report.describe()} {where}; stopped (--on-nonfinite stop); {keep}",
+                                "lower --lr, use --precision fp32, check the data; then --resume the run from the "
+                                "last snapshot, or pass --on-nonfinite continue for the official behaviour "
+                                "(gradients through nan_to_num)")
+        nets = [n for n in (self.G, self.D, self.G_ema) if n is not None]
+        if not networks_finite(*nets):
+            raise TrainingError(f"non-finite weights at iteration {self.iteration} {where}; snapshot not written; "
+                                f"{keep}", "lower --lr or use --precision fp32, then --resume from the last snapshot")
+        return report.as_record() if report.any else None
 
     def _maintenance(self, info: TickInfo) -> None:
         """Validate and snapshot on rank 0; every rank learns whether it worked."""
@@ -441,13 +357,10 @@ class Trainer:
 
     def _validate_and_snapshot(self, info: TickInfo) -> None:
         assert self.G_ema is not None
-        if not _nets_finite(self.G, self.D, self.G_ema):
-            keep = self.last_snapshot or "none"
-            raise TrainingError(f"non-finite weights at iteration {self.iteration} (kimg {info.kimg:.3f}); "
-                                f"snapshot not written; last good snapshot: {keep}",
-                                "lower --lr or use --precision fp32, then --resume from the last snapshot")
+        per_image = None
         if self.validator is not None and self.cfg.val_every_snap:
             info.val = self.validator.run(self.G_ema)
+            per_image = info.val.pop("per_image")
         name = S.snapshot_name(info.tick)
         is_best = False
         if info.val is not None:
@@ -463,6 +376,9 @@ class Trainer:
                     self.best = {"metric": metric, "value": value, "higher_is_better": higher,
                                  "snapshot": f"{S.SNAPSHOTS}/{name}", "tick": info.tick, "kimg": info.kimg}
         state = self._state(info)
+        if per_image is not None:
+            # per sample id, equal to per_image.parquet of `equivalent_run` on this snapshot
+            state["val_per_image"] = per_image
         rng = {"torch_cpu": torch.get_rng_state()}
         optim, groups = S.optimizer_bytes({"G": self.opt_G, "D": self.opt_D}, rng)
         state["optimizer_groups"] = groups
@@ -477,66 +393,34 @@ class Trainer:
         S.prune_snapshots(self.run_dir, self.cfg.keep_snapshots)
 
     def _state(self, info: TickInfo) -> dict[str, Any]:
-        return {
-            "config": self.cfg.to_dict(),
-            "kimg": info.kimg, "tick": info.tick, "nimg": self.cur_nimg,
-            "counters": {"nimg": self.cur_nimg, "iteration": self.iteration, "tick": info.tick,
-                         "next_tick": info.tick + 1,
-                         "elapsed_s": self.elapsed_before + time.perf_counter() - self._t_start},
-            "init": self.init_record,
-            "data": {"root": str(self.data.root), "digest": self.data.digest, "n": len(self.data)},
-            "data_digest": self.data.digest,
-            "augment": self.augment.state_dict() if self.augment else None,
-            "val": info.val,
-            "best": self.best,
-            "loss": info.loss,
-            "rng": {"scheme": "stateless: every draw is seeded from (seed, global sample index, phase) or "
-                              "(seed, iteration, phase); nothing to restore except the torch CPU state "
-                              "saved in optim.safetensors (rng/torch_cpu) for stray global draws",
-                    "seed": self.cfg.seed},
-            "world_size": self.ctx.world_size,
-            "versions": package_versions(),
-        }
+        return snapshot_state(self, info)
 
     def _write_run_json(self, total_nimg: int) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        record = {
-            "format": RUN_FORMAT, "version": 1,
-            "command": self.argv, "config": self.cfg.to_dict(),
-            "recipe": _recipe_notes(self.cfg),
-            "optimizers": {"G": self.cfg.optimizer_settings("G"), "D": self.cfg.optimizer_settings("D")},
-            "init": self.init_record, "data": self.data.describe(),
-            "masks": self.mask_protocol.describe(), "perceptual_weights": self.pcp_record,
-            "validation": self.validator.describe() if self.validator else None,
-            "networks": {"G": self.G.init_kwargs(), "D": self.D.init_kwargs(),
-                         "G_params": sum(p.numel() for p in self.G.parameters()),
-                         "D_params": sum(p.numel() for p in self.D.parameters())},
-            "device": device_description(str(self.device)), "world_size": self.ctx.world_size,
-            "versions": package_versions(), "total_nimg": total_nimg,
-            "resumed_from": str(self.last_snapshot) if self.last_snapshot else None,
-        }
-        atomic_write_json(self.run_dir / S.RUN, record)
-
-
-def _recipe_notes(cfg: TrainConfig) -> list[str]:
-    notes = []
-    if cfg.recipe == "mat-official":
-        notes.append("G Adam lr x0.8 and beta2**0.8: lazy-regularization bookkeeping applied to G although MAT "
-                     "has no G regularizer (official train.py behaviour, reproduced)")
-    else:
-        notes.append("corrected: G uses the nominal lr and betas")
-    notes.append(f"D Adam lr x{cfg.d_reg_interval}/{cfg.d_reg_interval + 1}, R1 every {cfg.d_reg_interval} "
-                 "iterations on both D branches, loss x interval")
-    if cfg.augment == "ada":
-        notes.append("ADA applied to reals and fakes before D (the official code builds but never applies it): "
-                     "not a faithful reproduction of the official recipe")
-    notes.append("style-mixing cut-off drawn once per global batch; z, noise and MAT's feature-mixing maps per "
-                 "sample from seeded streams")
-    return notes
+        atomic_write_json(self.run_dir / S.RUN, run_record(self, total_nimg))
 
 
 # --------------------------------------------------------------------------------------------------
 # entry point
+
+
+def _configure_backends(config: TrainConfig, device_name: str) -> None:
+    """cuDNN autotuning as the official loop (``cudnn.benchmark = True``), unless ``--deterministic``
+    asks for deterministic kernels (then resume is bit-exact on CUDA as well; slower)."""
+    if not device_name.startswith("cuda"):
+        return
+    torch.backends.cudnn.benchmark = not config.deterministic
+    torch.backends.cudnn.deterministic = bool(config.deterministic)
+    torch.use_deterministic_algorithms(bool(config.deterministic))
+
+
+def _warn_numerics_changing_overrides(stored: TrainConfig, config: TrainConfig) -> None:
+    changed = [k for k in sorted(NUMERICS_CHANGING_OVERRIDES) if getattr(stored, k) != getattr(config, k)]
+    for key in changed:
+        warnings.warn(f"--resume with {key}={getattr(config, key)!r} (the run so far used {getattr(stored, key)!r}): "
+                      "allowed, but the numbers from here on come from other kernels, so the result will not equal "
+                      "an uninterrupted run (resume is bit-exact on CPU, and on CUDA only with --deterministic on "
+                      "the same device)", UserWarning, stacklevel=3)
 
 
 def train(config: TrainConfig, resume: str | Path | None = None, given: dict[str, Any] | None = None,
@@ -557,6 +441,10 @@ def train(config: TrainConfig, resume: str | Path | None = None, given: dict[str
         if not overrides.get("out"):
             overrides["out"] = str(snap.parent.parent)
         config = merge_for_resume(stored, overrides)
+        _warn_numerics_changing_overrides(stored, config)
+    if config.deterministic:
+        # cuBLAS needs this before the first CUDA call to be deterministic (PyTorch reproducibility notes).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     device_name = resolve_device(config.device)
     ctx = distributed.init_from_env(device_name)
     try:
@@ -567,6 +455,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, given: dict[str
             warnings.warn("--precision bf16 on CPU: autocast works but is usually slower than fp32",
                           UserWarning, stacklevel=2)
         config.validate(ctx.world_size)
+        _configure_backends(config, device_name)
         run_dir = Path(config.out).expanduser().resolve()
         if snap is None and (run_dir / S.LATEST).exists():
             raise InputError(f"--out {run_dir} already holds a training run",

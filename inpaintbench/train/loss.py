@@ -173,7 +173,8 @@ class TwoStageLoss:
                  "D/logit_real_stg1": lr1.detach().mean(), "D/logit_fake_stg1": lf1.detach().mean()}
         return loss, stats, lr.detach().sign().sum()
 
-    def d_reg(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def d_reg(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """Returns (loss, stats, sign sum of the real logits: they count for ADA as in the official code)."""
         real = batch.real.detach().requires_grad_(True)
         real_stg1 = batch.real.detach().requires_grad_(True)
         with self.autocast():
@@ -182,4 +183,5 @@ class TwoStageLoss:
         pen = grads[0].float().square().sum(dim=[1, 2, 3])
         pen1 = grads[1].float().square().sum(dim=[1, 2, 3])
         loss = ((pen + pen1) * (self.cfg.r1_gamma / 2)).mean() * self.cfg.d_reg_interval
-        return loss, {"D/r1": pen.detach().mean(), "D/r1_stg1": pen1.detach().mean(), "D/reg": loss.detach()}
+        stats = {"D/r1": pen.detach().mean(), "D/r1_stg1": pen1.detach().mean(), "D/reg": loss.detach()}
+        return loss, stats, lr.detach().float().sign().sum()

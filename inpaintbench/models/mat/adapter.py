@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from inpaintbench.errors import InputError, WeightsError
-from inpaintbench.models.mat.checkpoint import load_generator
+from inpaintbench.models.mat.checkpoint import MATCheckpoint, load_generator
 from inpaintbench.models.mat.layers import IMPLS
 
 RESIZE_POLICIES = ("error", "resize", "pad")
@@ -95,7 +95,12 @@ class MATInpainter:
         impl = impl or "fast"
         self.device = dev
         self.impl = impl
-        self.G, self.checkpoint = load_generator(weights, which=network, device=dev, impl=impl)
+        if isinstance(weights, _LiveGenerator):
+            from inpaintbench.models.mat.layers import set_impl
+
+            self.G, self.checkpoint = set_impl(weights.module, impl), weights.checkpoint
+        else:
+            self.G, self.checkpoint = load_generator(weights, which=network, device=dev, impl=impl)
         self.checkpoint.state_dict = {}  # the module holds the weights; do not keep a second copy
         self.native_resolution = int(self.G.img_resolution)
         self.name = name
@@ -108,6 +113,16 @@ class MATInpainter:
         self.micro_batch = micro_batch
         self.weights_id = weights_id
         self.weights_verified = weights_verified
+
+    @classmethod
+    def from_generator(cls, G: torch.nn.Module, *, name: str, device: str | torch.device,
+                       source: str = "in-memory generator", **options: Any) -> MATInpainter:
+        """Wrap a live generator (training validation) with exactly the conventions of a loaded one,
+        so that its numbers equal those of ``run`` on the snapshot it becomes. ``G`` is used as it
+        is (no copy); ``options`` are the constructor's (seed, precision, noise_mode, ...)."""
+        ck = MATCheckpoint(path=Path(source), format="module", network="G_ema", kind="generator",
+                           state_dict={}, config=dict(G.init_kwargs()))
+        return cls(_LiveGenerator(G, ck), name=name, device=device, **options)
 
     # ------------------------------------------------------------------ sizes
 
@@ -208,6 +223,13 @@ class MATInpainter:
             "mask_convention": "harness holes True=missing -> MAT mask 1=known/0=hole",
             "value_range": list(self.value_range),
         }
+
+
+class _LiveGenerator:
+    """A generator module handed to :class:`MATInpainter` instead of a weights file."""
+
+    def __init__(self, module: torch.nn.Module, checkpoint: MATCheckpoint):
+        self.module, self.checkpoint = module, checkpoint
 
 
 def build_mat(weights: str | Path | None = None, *, weights_id: str | None = None,

@@ -40,14 +40,23 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
-def draw_mix_mask(shape: tuple[int, ...], like: torch.Tensor, generator: GeneratorArg) -> torch.Tensor:
+def draw_mix_mask(shape: tuple[int, ...], like: torch.Tensor, generator: GeneratorArg,
+                  channel_major: bool = False) -> torch.Tensor:
     """A Bernoulli(0.5) {0,1} feature-mixing map of shape [B, ...].
 
-    With ``generator=None`` it is drawn exactly like the official code draws it (dropout of a 0.5 map
-    with p=0.5 in training mode, from the global torch RNG), so ``torch.manual_seed`` reproduces the
-    official draws; with one generator, or one per sample, it is drawn from those instead.
+    With ``generator=None`` it is drawn like the official code draws it: dropout (p=0.5, training
+    mode, global torch RNG) of ``ones_like(x) * 0.5``, which fills the map in ``x``'s *memory* order.
+    The official token map ([B, N, C], mid-transformer) is ``feature2token(conv) + identity`` and so
+    has channel-major memory ([B, C, N] transposed); pass ``channel_major=True`` for it, and
+    ``torch.manual_seed`` then reproduces the official maps on the same device (tested against an
+    emulation of the official layout). With one generator, or one per sample, the map is drawn from
+    those in logical order instead (our own seeded streams; no official counterpart).
     """
     if generator is None:
+        if channel_major:
+            b, n, c = shape
+            full = torch.full((b, c, n), 0.5, device=like.device, dtype=like.dtype)
+            return F.dropout(full, p=0.5, training=True).transpose(1, 2)
         return F.dropout(torch.full(shape, 0.5, device=like.device, dtype=like.dtype), p=0.5, training=True)
     if isinstance(generator, torch.Generator):
         m = torch.empty(shape, device=generator.device).bernoulli_(0.5, generator=generator)
@@ -214,7 +223,7 @@ class FirstStage(MATModule):
             else:
                 x, size, _ = block(x, size, None)
                 if mix_mask is None:
-                    mix_mask = draw_mix_mask(tuple(x.shape), x, generator)
+                    mix_mask = draw_mix_mask(tuple(x.shape), x, generator, channel_major=True)
                 else:
                     mix_mask = _check_mix_mask(mix_mask, tuple(x.shape), "0", x)
                 w_style = self.ws_style(ws[:, -1])
@@ -472,7 +481,8 @@ class Generator(MATModule):
         m1, m2 = (None, None) if mix_masks is None else tuple(mix_masks)
         s1, s2 = self.mix_mask_shapes(b)
         # draw the maps first, in the same order (and from the same RNG) as the batched forward does
-        m1 = draw_mix_mask(s1, images, generator) if m1 is None else _check_mix_mask(m1, s1, "0", images)
+        m1 = draw_mix_mask(s1, images, generator, channel_major=True) if m1 is None \
+            else _check_mix_mask(m1, s1, "0", images)
         m2 = draw_mix_mask(s2, images, generator) if m2 is None else _check_mix_mask(m2, s2, "1", images)
         outs = []
         for i in range(b):
