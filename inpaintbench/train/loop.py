@@ -415,7 +415,16 @@ def _configure_backends(config: TrainConfig, device_name: str) -> None:
 
 
 def _warn_numerics_changing_overrides(stored: TrainConfig, config: TrainConfig) -> None:
-    changed = [k for k in sorted(NUMERICS_CHANGING_OVERRIDES) if getattr(stored, k) != getattr(config, k)]
+    def same(key: str) -> bool:
+        a, b = getattr(stored, key), getattr(config, key)
+        if key == "device" and a != b:
+            try:  # "auto" and "cpu" are the same device on a machine without CUDA
+                return resolve_device(a) == resolve_device(b)
+            except InpaintBenchError:
+                return False
+        return a == b
+
+    changed = [k for k in sorted(NUMERICS_CHANGING_OVERRIDES) if not same(k)]
     for key in changed:
         warnings.warn(f"--resume with {key}={getattr(config, key)!r} (the run so far used {getattr(stored, key)!r}): "
                       "allowed, but the numbers from here on come from other kernels, so the result will not equal "
