@@ -94,6 +94,11 @@ def register(app: typer.Typer) -> None:
     """Add the ``weights`` sub-app to the root CLI."""
     sub = typer.Typer(help="External weight files: list, fetch, verify, locate, import.",
                       no_args_is_help=True)
+    @sub.callback()
+    def _ensure_registered() -> None:
+        """Model packages (MAT, LaMa, MI-GAN...) register their weight ids when imported."""
+        import inpaintbench.models  # noqa: F401
+
     sub.command("list")(weights_list)
     sub.command("where")(weights_where)
     sub.command("fetch")(weights_fetch)

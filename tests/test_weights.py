@@ -270,3 +270,15 @@ def test_cli_list_where_import_verify_fetch(cli, spec: W.WeightSpec, tmp_path: P
     r = cli("fetch", "test-net", "--offline")  # present file with a wrong hash: refused, no download
     assert isinstance(r.exception, WeightsError)
     assert no_network == []
+
+
+def test_weights_cli_knows_the_model_packages_weight_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    """`weights where/import` must work for ids that model packages register (MAT, LaMa, MI-GAN), in a
+    fresh process that never imported inpaintbench.models."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "inpaintbench.cli", "weights", "where", "migan-256"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "migan_256_places2.pt" in out.stdout
