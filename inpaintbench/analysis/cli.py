@@ -346,6 +346,8 @@ def report(
     grid_ids: Annotated[str | None, typer.Option(help="Comma-separated sample ids for the grids.")] = None,
     grid_auto: Annotated[int, typer.Option(help="Samples per automatic grid section.")] = 3,
     seed: Annotated[int, typer.Option()] = 0,
+    humans: Annotated[Path | None, typer.Option(
+        "--humans", help="Judgments database from `inpaintbench rate`: adds a Human judgments section.")] = None,
 ) -> None:
     """One self-contained HTML report (opens offline): leaderboard, significance, correlations, figures."""
     from inpaintbench.analysis.load import load_runs
@@ -368,6 +370,7 @@ def report(
         grid_ids=_split(grid_ids),
         grid_auto=grid_auto,
         seed=seed,
+        humans_db=humans,
     )
     console.print(f"wrote {path}")
 

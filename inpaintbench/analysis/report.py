@@ -105,8 +105,13 @@ def build_report(
     grid_auto: int = 3,
     ground_truth: Any = None,
     seed: int = 0,
+    humans_db: str | os.PathLike[str] | None = None,
 ) -> str:
-    """The report as an HTML string (see :func:`write_report` to save it)."""
+    """The report as an HTML string (see :func:`write_report` to save it).
+
+    With ``humans_db`` (a judgments database from ``inpaintbench rate``) it gains a "Human judgments"
+    section: win rates, Bradley–Terry scores, rater agreement and the metrics' 2AFC agreement.
+    """
     from inpaintbench.analysis.plots import plot_bins, plot_correlation_heatmap, plot_correlations, plot_grid
 
     runs = list(runs) if all(isinstance(r, Run) for r in runs) else load_runs(runs)  # type: ignore[arg-type]
@@ -123,6 +128,8 @@ def build_report(
         ("grids", "Comparison grids"),
         ("runs", "Runs"),
     ]
+    if humans_db is not None:
+        nav.insert(3, ("humans", "Human judgments"))
     head = [
         "<h1>inpaintbench report</h1>",
         f'<p class="meta">{len(runs)} run(s) · generated {e(created)} by inpaintbench {e(__version__)}</p>',
@@ -209,6 +216,9 @@ def build_report(
     corr.append("</section>")
     sections.append("".join(corr))
 
+    if humans_db is not None:
+        sections.append(_humans_section(runs, humans_db, n_boot, seed))
+
     # Per-bin
     b = ['<section id="bins"><h2>By hole ratio</h2>']
     if bins.empty:
@@ -263,6 +273,23 @@ def build_report(
     sections.append("".join(rs))
 
     return html_page("inpaintbench report", "\n".join(head + sections))
+
+
+def _humans_section(runs: Sequence[Run], humans_db: str | os.PathLike[str], n_boot: int, seed: int) -> str:
+    """Human judgments of these runs: the tables of ``inpaintbench humans`` and the agreement plot."""
+    from inpaintbench.humans.analysis import analyse
+    from inpaintbench.humans.render import plot_agreement, tables_html
+
+    a = analyse(humans_db, list(runs), n_boot=n_boot, seed=seed)
+    out = ['<section id="humans"><h2>Human judgments</h2>',
+           f'<p class="caption">Two-alternative judgments from {fmt.html_escape(str(humans_db))} '
+           "(<code>inpaintbench rate</code>).</p>", tables_html(a)]
+    if len(a.agreement):
+        out.append(_img(plot_agreement(a), "metric-human agreement with 95% CIs",
+                        "2AFC agreement of each per-image metric with the judgments (95% bootstrap CIs over "
+                        "images); dotted: chance, dashed: agreement between raters."))
+    out.append("</section>")
+    return "".join(out)
 
 
 def _groups(runs: Sequence[Run]) -> list[list[Run]]:
