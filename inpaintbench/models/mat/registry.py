@@ -58,8 +58,11 @@ def register() -> None:
             description=description, manual_instructions=_instructions(filename, weight_id)))
         register_model(weight_id, partial(_registered_factory, weight_id),
                        f"{description} (official G_ema through a restricted unpickler; pure PyTorch)",
-                       needs_weights=(weight_id,), tags=("mat", "gan", "transformer"), overwrite=True)
+                       needs_weights=(weight_id,), tags=("mat", "gan", "transformer"), overwrite=True,
+                       licence="research only (MAT README); NVIDIA Source Code License parts",
+                       native_size=weight_id.rsplit("-", 1)[-1])
     register_model("mat", _local_factory,
                    "MAT from any local checkpoint: weights=PATH (.pkl, state-dict .pth or our .safetensors)",
-                   tags=("mat", "gan", "transformer"), overwrite=True)
+                   tags=("mat", "gan", "transformer"), overwrite=True, licence="the checkpoint's",
+                   native_size="the checkpoint's (256 or 512)")
     _DONE = True
