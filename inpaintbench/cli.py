@@ -112,6 +112,14 @@ def _metric_settings(preset: str | None, metrics: list[str] | None, feature_extr
     return out
 
 
+def hf_dataset_options(data: str, image_column: str | None, filters: list[str] | None,
+                       id_column: str | None) -> dict[str, Any]:
+    """RunConfig.dataset_options from the --hf-* options (canonical: filters sorted), {} when none is set."""
+    from inpaintbench.hf_data import dataset_options
+
+    return dataset_options(data, image_column, filters, id_column)
+
+
 def make_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
@@ -125,7 +133,15 @@ def run(
         "--model", "-m", help="Model id(s), comma-separated or repeated. Default: every weights-free model "
         "(telea, ns, biharmonic). See `inpaintbench models`.")] = None,
     data: Annotated[str, typer.Option("--data", "--dataset", "-d",
-                                      help="`samples` (embedded) or `folder:PATH`.")] = "samples",
+                                      help="`samples` (embedded), `folder:PATH` or `hf:NAME_OR_PATH[:split]` "
+                                           "(a Hugging Face dataset; pip install inpaintbench[hf]).")] = "samples",
+    hf_image_column: Annotated[str | None, typer.Option(
+        help="hf: the image column (default: the only Image feature).")] = None,
+    hf_filter: Annotated[list[str] | None, typer.Option(
+        help="hf: keep rows with COLUMN=VALUE, repeatable (ClassLabel columns by label name, e.g. "
+        "genre=portrait; OR within a column, AND across columns).")] = None,
+    hf_id_column: Annotated[str | None, typer.Option(
+        help="hf: column of unique sample ids (default: the row index in the split).")] = None,
     masks: Annotated[str, typer.Option(help="Mask set: a standard name (see `inpaintbench masks list`) "
                                             "or a folder made by `masks build`/`masks import`.")] = "mat-large-256",
     resolution: Annotated[int, typer.Option(help="Evaluation resolution (square): 256 or 512.")] = 256,
@@ -177,11 +193,13 @@ def run(
         if value is not None:
             model_kwargs[key] = str(value) if isinstance(value, Path) else value
     model_kwargs.update(_parse_model_options(model_option))
+    dataset_options = hf_dataset_options(data, hf_image_column, hf_filter, hf_id_column)
     outcomes = []
     with make_progress() as progress:
         for name in models:
             config = RunConfig(
-                model=name, model_kwargs=dict(model_kwargs), dataset=data, resolution=resolution,
+                model=name, model_kwargs=dict(model_kwargs), dataset=data, dataset_options=dataset_options,
+                resolution=resolution,
                 resize_policy=resize_policy, alpha=alpha, masks=masks, seed=seed, batch_size=batch_size,
                 limit=limit, save_images=save_images, device=device,
                 weights_dir=str(weights_dir) if weights_dir else None, offline=offline or None,

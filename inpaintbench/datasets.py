@@ -506,13 +506,27 @@ _BUILTIN = {
 
 
 def load_dataset(spec: str, resolution: int = 256, resize_policy: str = "center-crop",
-                 alpha: str = "refuse") -> Dataset:
-    """Open a dataset by spec: ``samples`` or ``folder:PATH``.
+                 alpha: str = "refuse", options: dict[str, Any] | None = None, offline: bool | None = None) -> Dataset:
+    """Open a dataset by spec: ``samples``, ``folder:PATH`` or ``hf:NAME_OR_PATH[:split]``.
+
+    ``options`` are the ``hf:`` settings (``image_column``, ``filters``, ``id_column``; see
+    :mod:`inpaintbench.hf_data`); other kinds take none.
 
     Raises:
         InputError: bad folder, image too small for the policy, transparency with ``alpha="refuse"``...
         UnknownNameError: any other spec.
     """
+    options = {k: v for k, v in (options or {}).items() if v not in (None, (), [], {})}
+    if spec.startswith("hf:"):
+        from inpaintbench.hf_data import load_hf_dataset
+
+        return load_hf_dataset(spec, resolution, resize_policy, alpha,
+                               image_column_name=options.pop("image_column", None),
+                               filters=options.pop("filters", None), id_column=options.pop("id_column", None),
+                               offline=offline, **options)
+    if options:
+        raise InputError(f"dataset options {', '.join(sorted(options))} only apply to hf: datasets",
+                         "drop the --hf-* options, or use --data hf:NAME")
     if spec == "samples":
         return SamplesDataset(resolution, resize_policy, alpha)
     if spec.startswith("folder:"):
@@ -523,7 +537,7 @@ def load_dataset(spec: str, resolution: int = 256, resize_policy: str = "center-
     if os.path.isdir(spec):
         raise InputError(f"{spec!r} is a directory, but dataset specs name their kind",
                          f"write folder:{spec}")
-    raise UnknownNameError("dataset", spec, [*_BUILTIN, "folder:PATH"])
+    raise UnknownNameError("dataset", spec, [*_BUILTIN, "folder:PATH", "hf:NAME_OR_PATH[:split]"])
 
 
 def list_datasets() -> list[dict[str, Any]]:
@@ -532,4 +546,7 @@ def list_datasets() -> list[dict[str, Any]]:
         {"spec": "samples", "n": len(SAMPLE_WINDOWS), "summary": _BUILTIN["samples"]},
         {"spec": "folder:PATH", "n": None,
          "summary": "every PNG/JPEG/WebP below PATH (recursive, sorted; id = relative path, no extension)"},
+        {"spec": "hf:NAME_OR_PATH[:split]", "n": None,
+         "summary": "a Hugging Face dataset (hub name, cached when offline, or a save_to_disk folder); "
+                    "--hf-image-column, --hf-filter COLUMN=LABEL, --hf-id-column (pip install inpaintbench[hf])"},
     ]

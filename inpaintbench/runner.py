@@ -42,6 +42,8 @@ class RunConfig:
     model: str = "telea"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     dataset: str = "samples"
+    #: ``hf:`` dataset settings (image_column, filters, id_column); empty for other kinds
+    dataset_options: dict[str, Any] = field(default_factory=dict)
     resolution: int = 256
     resize_policy: str = "center-crop"
     alpha: str = "refuse"
@@ -73,6 +75,8 @@ class RunConfig:
         and metric networks say about themselves)."""
         skip = {"device", "weights_dir", "offline", "allow_unverified", "require_metrics", "batch_size",
                 "model_kwargs", "model", "save_images"}
+        if not self.dataset_options:  # absent, not {}, so that identities of runs without it are unchanged
+            skip.add("dataset_options")
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -241,11 +245,14 @@ def build_suite(config: RunConfig, device: str, reference_ids: Sequence[str] | N
 def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, model: Any | None = None,
                    dataset: Any | None = None, masks: Any | None = None, suite: Any | None = None,
                    progress: Any | None = None, overwrite: bool = False,
-                   argv: Sequence[str] | None = None, out_group: str | Path | None = None) -> RunOutcome | None:
+                   argv: Sequence[str] | None = None, out_group: str | Path | None = None,
+                   check_run_dir: Callable[[Path], None] | None = None) -> RunOutcome | None:
     """Evaluate one model; returns the outcome on rank 0 (None on other ranks).
 
     Without ``out_dir`` the run goes to :func:`default_out_dir` in ``out_group`` (default
     ``results/runs/<dataset>__<masks>__r<res>``), named by the model and the run identity's hash.
+    ``check_run_dir(path)`` is called with the run directory before anything is read from or written
+    to it (the Python API refuses to reuse the directory of an in-memory model it cannot vouch for).
     """
     from inpaintbench.datasets import load_dataset
     from inpaintbench.masks import resolve_mask_set
@@ -256,7 +263,8 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
         device = f"cuda:{ctx.local_rank}"
     t_start = time.perf_counter()
     dataset = dataset or load_dataset(config.dataset, resolution=config.resolution,
-                                      resize_policy=config.resize_policy, alpha=config.alpha)
+                                      resize_policy=config.resize_policy, alpha=config.alpha,
+                                      options=config.dataset_options, offline=config.offline)
     masks = masks or resolve_mask_set(config.masks)
     samples = plan_samples(dataset.ids, masks.ids, config.limit)
     batches = batches_of(samples, config.batch_size)
@@ -288,6 +296,8 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
     }
     run_hash = identity_hash(identity)
     out_dir = Path(out_dir) if out_dir else default_out_dir(config, run_hash, out_group)
+    if check_run_dir is not None:
+        check_run_dir(out_dir)
     manifest = base_manifest(identity, device, ctx, argv, run_id=f"{config.model}-{run_hash}")
     manifest["dataset"] = {**dataset.describe(), "spec": config.dataset}
     manifest["masks"] = {**masks.describe(), "spec": config.masks}

@@ -19,8 +19,17 @@ from inpaintbench.models.base import (
     register_model_prefix,
 )
 
-__all__ = ["Inpainter", "ModelSpec", "create_model", "get_model_spec", "list_model_prefixes", "list_models",
-           "register_model", "register_model_prefix"]
+__all__ = ["Inpainter", "ModelSpec", "create_model", "from_callable", "get_model_spec", "list_model_prefixes",
+           "list_models", "register_model", "register_model_prefix"]
+
+
+def __getattr__(name: str) -> object:
+    """``from_callable`` is imported on first use (PEP 562), so importing the package stays cheap."""
+    if name == "from_callable":
+        from inpaintbench.models.callable import from_callable
+
+        return from_callable
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _register_builtin() -> None:
