@@ -46,7 +46,8 @@ def _random_vgg19(folder: Path) -> None:
 def measure(data: Path, weights: Path, precision: str, impl: str, batch: int, warmup: int, iters: int) -> dict:
     from inpaintbench import distributed
     from inpaintbench.train.config import TrainConfig
-    from inpaintbench.train.loop import Trainer, _configure_backends
+    from inpaintbench.train.loop import Trainer
+    from inpaintbench.train.numerics import configure_backends as _configure_backends
     from inpaintbench.train.ticks import TickStats
 
     out = Path(tempfile.mkdtemp(prefix="gpu-train-"))
@@ -61,6 +62,18 @@ def measure(data: Path, weights: Path, precision: str, impl: str, batch: int, wa
     for _ in range(warmup):
         trainer.step(stats)
     torch.cuda.synchronize()
+    # Host syncs inside one ordinary iteration (not a tick, not an ADA adjustment): should be 0.
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer.step(stats)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = sum("synchroniz" in str(w.message) for w in caught)
+    torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(iters):
@@ -72,7 +85,7 @@ def measure(data: Path, weights: Path, precision: str, impl: str, batch: int, wa
     return {"precision": precision, "impl": impl, "batch": batch, "resolution": 256, "iters": iters,
             "sec_per_iter": round(seconds / iters, 4), "kimg_per_hour": round(kimg_per_h, 2),
             "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-            "device": torch.cuda.get_device_name(), "torch": torch.__version__}
+            "host_syncs_per_iteration": syncs, "device": torch.cuda.get_device_name(), "torch": torch.__version__}
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -149,8 +150,8 @@ def run(
         help="How images of another size are brought to the resolution: center-crop, pad, resize or "
         "short-side.")] = "center-crop",
     alpha: Annotated[str, typer.Option(help="RGBA inputs: refuse, or composite-white.")] = "refuse",
-    weights: Annotated[Path | None, typer.Option(help="Checkpoint for `--model mat` (pkl, pth or "
-                                                         "safetensors).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Checkpoint for a network model (mat, lama, "
+                                                         "migan-256/512): pkl, pt/pth, ckpt or safetensors.")] = None,
     truncation_psi: Annotated[float | None, typer.Option(help="MAT truncation psi.")] = None,
     noise_mode: Annotated[str | None, typer.Option(help="MAT noise mode: const, random or none.")] = None,
     precision: Annotated[str | None, typer.Option(help="Model precision: fp32 (default), bf16 or fp16 "
@@ -439,9 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=True)
     except InpaintBenchError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        # Messages are plain text: escape them, or rich eats "[diffusers]" in "pip install inpaintbench[diffusers]".
+        err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
         if exc.fix:
-            err_console.print(f"[bold]fix:[/bold] {exc.fix}", highlight=False)
+            err_console.print(f"[bold]fix:[/bold] {escape(exc.fix)}", highlight=False)
         return 1
     except SystemExit as exc:
         code = exc.code

@@ -234,7 +234,7 @@ def test_loader_with_workers_gives_the_inline_batches(tmp_path: Path, protocol_1
 
 
 def test_resume_on_another_device_warns(tmp_path: Path) -> None:
-    from inpaintbench.train.loop import _warn_numerics_changing_overrides
+    from inpaintbench.train.numerics import warn_numerics_changing_overrides as _warn_numerics_changing_overrides
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -1,5 +1,8 @@
 """The training loop: iterations, ticks, EMA, ADA, snapshots, validation, resume, torchrun.
 
+(About 470 lines: the Trainer's phases, ticks and maintenance read best in one place; batches,
+numerics, records and tick types live in their own modules.)
+
 One iteration (StyleGAN2-ADA / MAT order): ``Gmain`` step, (``Greg``: MAT has no G regularizer,
 so nothing happens), ``Dmain`` step, ``Dreg`` step every ``d_reg_interval`` iterations, EMA update,
 ADA adjustment every ``ada_interval`` iterations. A *tick* ends after ``tick_kimg`` thousand images
@@ -34,15 +37,17 @@ from inpaintbench.results import atomic_write_json
 from inpaintbench.train import snapshot as S
 from inpaintbench.train.augment import AdaptiveAugment
 from inpaintbench.train.batches import IterationBatches, iteration_loader
-from inpaintbench.train.config import NUMERICS_CHANGING_OVERRIDES, TrainConfig, merge_for_resume
+from inpaintbench.train.config import TrainConfig, merge_for_resume
 from inpaintbench.train.data import TrainImages
 from inpaintbench.train.loss import Batch, TwoStageLoss
 from inpaintbench.train.numerics import (
     NonFiniteMonitor,
+    configure_backends,
     ema_update,
     networks_finite,
     sanitize_gradients,
     sync_gradients,
+    warn_numerics_changing_overrides,
 )
 from inpaintbench.train.records import RUN_FORMAT, run_record, snapshot_state  # noqa: F401
 from inpaintbench.train.ticks import TickInfo, TickStats, TrainResult
@@ -404,34 +409,6 @@ class Trainer:
 # entry point
 
 
-def _configure_backends(config: TrainConfig, device_name: str) -> None:
-    """cuDNN autotuning as the official loop (``cudnn.benchmark = True``), unless ``--deterministic``
-    asks for deterministic kernels (then resume is bit-exact on CUDA as well; slower)."""
-    if not device_name.startswith("cuda"):
-        return
-    torch.backends.cudnn.benchmark = not config.deterministic
-    torch.backends.cudnn.deterministic = bool(config.deterministic)
-    torch.use_deterministic_algorithms(bool(config.deterministic))
-
-
-def _warn_numerics_changing_overrides(stored: TrainConfig, config: TrainConfig) -> None:
-    def same(key: str) -> bool:
-        a, b = getattr(stored, key), getattr(config, key)
-        if key == "device" and a != b:
-            try:  # "auto" and "cpu" are the same device on a machine without CUDA
-                return resolve_device(a) == resolve_device(b)
-            except InpaintBenchError:
-                return False
-        return a == b
-
-    changed = [k for k in sorted(NUMERICS_CHANGING_OVERRIDES) if not same(k)]
-    for key in changed:
-        warnings.warn(f"--resume with {key}={getattr(config, key)!r} (the run so far used {getattr(stored, key)!r}): "
-                      "allowed, but the numbers from here on come from other kernels, so the result will not equal "
-                      "an uninterrupted run (resume is bit-exact on CPU, and on CUDA only with --deterministic on "
-                      "the same device)", UserWarning, stacklevel=3)
-
-
 def train(config: TrainConfig, resume: str | Path | None = None, given: dict[str, Any] | None = None,
           on_tick: Callable[[TickInfo], None] | None = None, on_ready: Callable[[Trainer], None] | None = None,
           argv: list[str] | None = None) -> TrainResult | None:
@@ -450,7 +427,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, given: dict[str
         if not overrides.get("out"):
             overrides["out"] = str(snap.parent.parent)
         config = merge_for_resume(stored, overrides)
-        _warn_numerics_changing_overrides(stored, config)
+        warn_numerics_changing_overrides(stored, config)
     if config.deterministic:
         # cuBLAS needs this before the first CUDA call to be deterministic (PyTorch reproducibility notes).
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -464,7 +441,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, given: dict[str
             warnings.warn("--precision bf16 on CPU: autocast works but is usually slower than fp32",
                           UserWarning, stacklevel=2)
         config.validate(ctx.world_size)
-        _configure_backends(config, device_name)
+        configure_backends(config, device_name)
         run_dir = Path(config.out).expanduser().resolve()
         if snap is None and (run_dir / S.LATEST).exists():
             raise InputError(f"--out {run_dir} already holds a training run",

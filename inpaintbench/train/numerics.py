@@ -14,12 +14,16 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 
 from inpaintbench import distributed
+from inpaintbench.env_info import resolve_device
+from inpaintbench.errors import InpaintBenchError
+from inpaintbench.train.config import NUMERICS_CHANGING_OVERRIDES, TrainConfig
 
 PHASES = ("G", "D", "D-R1")
 _NEVER = 2**62  # "no bad iteration yet"; min-reduced over processes
@@ -119,8 +123,8 @@ class NonFiniteMonitor:
         self.loss_count[i] += bad_loss
         self.grad_count[i] += bad_grad
         hit = (bad_loss + bad_grad) > 0
-        self.first[i] = torch.where(hit, torch.minimum(self.first[i], torch.tensor(iteration, device=self.device)),
-                                    self.first[i])
+        # clamp with a Python scalar: no host-to-device copy, so no implicit sync
+        self.first[i] = torch.where(hit, self.first[i].clamp(max=int(iteration)), self.first[i])
 
     def read(self, ctx: distributed.DistContext) -> NonFiniteReport:
         """Counts since the last read, summed over processes; resets them (one host sync)."""
@@ -137,5 +141,33 @@ class NonFiniteMonitor:
         return report
 
 
-__all__ = ["NonFiniteMonitor", "NonFiniteReport", "ema_update", "networks_finite", "sanitize_gradients",
-           "sync_gradients"]
+def configure_backends(config: TrainConfig, device_name: str) -> None:
+    """cuDNN autotuning as the official loop (``cudnn.benchmark = True``), unless ``--deterministic``
+    asks for deterministic kernels (then resume is bit-exact on CUDA as well; slower)."""
+    if not device_name.startswith("cuda"):
+        return
+    torch.backends.cudnn.benchmark = not config.deterministic
+    torch.backends.cudnn.deterministic = bool(config.deterministic)
+    torch.use_deterministic_algorithms(bool(config.deterministic))
+
+
+def warn_numerics_changing_overrides(stored: TrainConfig, config: TrainConfig) -> None:
+    def same(key: str) -> bool:
+        a, b = getattr(stored, key), getattr(config, key)
+        if key == "device" and a != b:
+            try:  # "auto" and "cpu" are the same device on a machine without CUDA
+                return resolve_device(a) == resolve_device(b)
+            except InpaintBenchError:
+                return False
+        return a == b
+
+    changed = [k for k in sorted(NUMERICS_CHANGING_OVERRIDES) if not same(k)]
+    for key in changed:
+        warnings.warn(f"--resume with {key}={getattr(config, key)!r} (the run so far used {getattr(stored, key)!r}): "
+                      "allowed, but the numbers from here on come from other kernels, so the result will not equal "
+                      "an uninterrupted run (resume is bit-exact on CPU, and on CUDA only with --deterministic on "
+                      "the same device)", UserWarning, stacklevel=3)
+
+
+__all__ = ["NonFiniteMonitor", "NonFiniteReport", "configure_backends", "ema_update", "networks_finite",
+           "sanitize_gradients", "sync_gradients", "warn_numerics_changing_overrides"]
