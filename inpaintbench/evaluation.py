@@ -33,6 +33,7 @@ from inpaintbench.identity import (
     samples_digest,
 )
 from inpaintbench.masks.bins import hole_ratio_bin
+from inpaintbench.metrics.info import feature_files
 from inpaintbench.results import (
     FEATURES,
     IMAGES,
@@ -222,7 +223,7 @@ class Evaluation:
 
     def finalize(self, timings: dict[str, float]) -> RunOutcome | None:
         """Gather every rank's chunks on rank 0, compute set metrics and write the final files."""
-        local = {b: self.partial.read(b) for b in sorted(self.my_batches())}
+        local = {b: self._read_chunk(b) for b in sorted(self.my_batches())}
         gathered = distributed.gather_to_main(local, self.ctx)
         if not self.ctx.is_main:
             distributed.barrier(self.ctx)
@@ -240,7 +241,15 @@ class Evaluation:
         ok_ids = rows.loc[ok, "image_id"].tolist()
         fake = feats["fake"][ok] if "fake" in feats else None
         real = feats["real"][ok] if "real" in feats else None
-        set_metrics = self.suite.compute_from_features(fake, real, ok_ids)
+        embeddings = {}
+        for space in getattr(self.suite, "embedders", {}):
+            kf, kr = feature_files(space)
+            if kf in feats and kr in feats:
+                embeddings[space] = (feats[kf][ok], feats[kr][ok])
+        if embeddings:
+            set_metrics = self.suite.compute_from_features(fake, real, ok_ids, embeddings=embeddings)
+        else:
+            set_metrics = self.suite.compute_from_features(fake, real, ok_ids)
         set_metrics = {k: _as_dict(v) for k, v in set_metrics.items()}
         status = dict(getattr(self.suite, "status", {}))
         unavailable = {m: status[m] for m in self.metric_names if status.get(m, "ok") != "ok"}
@@ -249,8 +258,10 @@ class Evaluation:
         scored = [m for m in self.metric_names if m not in unavailable]
         summary = summarize(rows, scored, set_metrics, seed=int(self.manifest.get("seed", 0)))
         summary["unavailable"] = unavailable
-        # The run directory is self-contained: both feature sets are saved, cached reals included,
-        # so compare/report can bootstrap FID/KID/IDS for every pair of runs.
+        # The run directory is self-contained: both feature sets of every extractor are saved
+        # (Inception as fake/real.npy, cached reals included; DINOv2/CLIP as <space>_fake/_real.npy),
+        # rows aligned with per_image.parquet (NaN for failed samples), so compare/report can
+        # bootstrap every set metric for every pair of runs.
         for kind, array in feats.items():
             atomic_write_npy(self.run_dir / FEATURES / f"{kind}.npy", array)
         atomic_write_parquet(self.run_dir / PER_IMAGE, rows)
@@ -272,7 +283,7 @@ class Evaluation:
         holds its own copy whatever model ran first.
         """
         feats: dict[str, np.ndarray] = {}
-        for kind in ("fake", "real"):
+        for kind in ("fake", "real", *self._extra_kinds()):
             if any(kind in chunks[b][1] for b in order):
                 feats[kind] = np.concatenate([chunks[b][1][kind] for b in order])
         if "fake" in feats and "real" not in feats:
@@ -283,6 +294,22 @@ class Evaluation:
                 real[ok] = cached
                 feats["real"] = real
         return feats
+
+
+    def _extra_kinds(self) -> list[str]:
+        """Feature files of the DINOv2/CLIP extractors (``<space>_fake``/``<space>_real``)."""
+        return list(getattr(self.suite, "feature_kinds", []) or [])
+
+    def _read_chunk(self, b: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """A finished batch's rows and features, the DINOv2/CLIP kinds included (PartialStore.read
+        knows only Inception's fake/real)."""
+        df, feats = self.partial.read(b)
+        for kind in self._extra_kinds():
+            if kind not in feats:
+                path = self.partial.features_path(b, kind)
+                if path.exists():
+                    feats[kind] = np.load(path, allow_pickle=False)
+        return df, feats
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -66,6 +66,10 @@ def metric_identity(suite_description: Mapping[str, Any], preset: str | None) ->
         "variants": d.get("variants", {}),
         "feature_extractor": _strip(d.get("feature_extractor")),
         "lpips": _strip(d.get("lpips", {})),
+        # issue-12 networks: each one's weights id + sha256 (a changed network never resumes old
+        # numbers); keys appear only when the metric is selected, so older identities are unchanged
+        **{k: _strip(d[k]) for k in ("embedders", "dists", "lpips_hole_margin_px", "set_n_boot")
+           if d.get(k) not in (None, {})},
         "fid_n_boot": d.get("fid_n_boot"),
         "kid": d.get("kid"),
         "seed": d.get("seed"),

@@ -281,8 +281,17 @@ def set_metric_bootstrap(
     seed: int = 0,
     kid_a: KIDSettings | None = None,
     kid_b: KIDSettings | None = None,
+    features: str = "inception",
 ) -> SetDiff:
-    """Paired bootstrap over images of ``metric(A) - metric(B)`` for fid, kid, p_ids or u_ids.
+    """Paired bootstrap over images of ``metric(A) - metric(B)`` for fid, kid, p_ids, u_ids and the
+    issue-12 set metrics (fd_dinov2, cmmd, precision/recall/density/coverage and their ``_dinov2``
+    twins). Pass the features of the metric's space (``inpaintbench.metrics.info.feature_space``:
+    Inception for fid/kid/ids/prdc, DINOv2 for fd_dinov2 and ``*_dinov2``, CLIP for cmmd).
+
+    fd_dinov2 is FID's computation on DINOv2 features; cmmd and PRDC resample through
+    :func:`inpaintbench.metrics.set_resampling.resampler` (the code behind their CIs in the run).
+    ``features`` names the space of the arrays passed; a metric of another space is refused rather
+    than computed on the wrong features (callers that only load Inception features stay safe).
 
     Point values are exactly what the runner writes to summary.json for these features:
     ``frechet_distance(real, fake)``, ``kernel_inception_distance(real, fake, subsets,
@@ -303,8 +312,15 @@ def set_metric_bootstrap(
     the same distribution at zero).
     """
     from inpaintbench.metrics.fid import frechet_distance, frechet_distance_weighted
+    from inpaintbench.metrics.info import feature_files, feature_space
     from inpaintbench.metrics.kid import ResampledKID
+    from inpaintbench.metrics.set_resampling import prdc_base_name, resampler
 
+    space = feature_space(metric)
+    if space is not None and space != features:
+        kf, kr = feature_files(space)
+        raise ValueError(f"{metric} is computed on {space} features (features/{kf}.npy, {kr}.npy), "
+                         f"not on the {features} features passed")
     fake_a, real_a, fake_b, real_b = (np.asarray(x, np.float64) for x in (fake_a, real_a, fake_b, real_b))
     n = fake_a.shape[0]
     if not all(x.shape[0] == n for x in (real_a, fake_b, real_b)):
@@ -312,7 +328,7 @@ def set_metric_bootstrap(
     rng = np.random.default_rng(seed)
     point: Callable[[], tuple[float, float]]
     resampled: Callable[[np.ndarray, int], tuple[float, float]]
-    if metric == "fid":
+    if metric in ("fid", "fd_dinov2"):
 
         def point() -> tuple[float, float]:
             return frechet_distance(real_a, fake_a), frechet_distance(real_b, fake_b)
@@ -342,6 +358,16 @@ def set_metric_bootstrap(
 
         def resampled(idx: np.ndarray, _: int) -> tuple[float, float]:
             return _ids(fake_a[idx], real_a[idx])[which], _ids(fake_b[idx], real_b[idx])[which]
+    elif metric == "cmmd" or prdc_base_name(metric):
+        # fake and real swap roles freely here (CMMD is symmetric; PRDC takes (real, fake))
+        pa, ra_ = resampler(metric, real_a, fake_a)
+        pb, rb_ = resampler(metric, real_b, fake_b)
+
+        def point() -> tuple[float, float]:
+            return pa(), pb()
+
+        def resampled(idx: np.ndarray, _: int) -> tuple[float, float]:
+            return ra_(idx), rb_(idx)
     else:
         raise ValueError(f"no feature bootstrap for metric {metric!r}")
     va, vb = point()
@@ -356,5 +382,10 @@ def set_metric_bootstrap(
                    f"percentile ({n_boot} paired resamples)")
 
 
-#: Set-level metrics the feature bootstrap supports.
-BOOTSTRAP_SET_METRICS: tuple[str, ...] = ("fid", "kid", "p_ids", "u_ids")
+#: Set-level metrics the feature bootstrap supports on Inception features (features/fake.npy, real.npy).
+BOOTSTRAP_SET_METRICS: tuple[str, ...] = ("fid", "kid", "p_ids", "u_ids", "precision", "recall", "density",
+                                          "coverage")
+#: ... and on the DINOv2 / CLIP features (features/<space>_fake.npy, <space>_real.npy; pass
+#: ``features=inpaintbench.metrics.info.feature_space(metric)``).
+EMBEDDING_BOOTSTRAP_SET_METRICS: tuple[str, ...] = ("fd_dinov2", "cmmd", "precision_dinov2", "recall_dinov2",
+                                                    "density_dinov2", "coverage_dinov2")

@@ -31,6 +31,23 @@ TRUNK_WEIGHTS = {"alex": "torchvision-alexnet", "vgg": "torchvision-vgg16"}
 LPIPS_VERSION = "0.1"
 
 
+#: Dilation of the hole for ``lpips_hole``, in pixels (a (2·8+1)² square). Why 8: the composite
+#: equals the ground truth outside the hole, but the seam — where inpainting most often fails
+#: (colour steps, blending halos) — lies at the hole's edge and is seen by features whose receptive
+#: field straddles it; AlexNet's coarsest LPIPS layer (conv5) has stride 16, and its bilinearly
+#: upsampled map spreads a seam's error over about ±8 px (half a cell). A wider margin would bring
+#: back the untouched area that ``lpips_hole`` exists to exclude.
+HOLE_MARGIN = 8
+
+
+def dilate_holes(holes: torch.Tensor, margin: int = HOLE_MARGIN) -> torch.Tensor:
+    """bool [B,H,W] holes dilated by ``margin`` px with a (2·margin+1)² square (Chebyshev distance)."""
+    if margin <= 0:
+        return holes.bool()
+    h = holes.float()[:, None]
+    return torch.nn.functional.max_pool2d(h, 2 * margin + 1, stride=1, padding=margin)[:, 0] > 0.5
+
+
 def lin_weights_path(net: str) -> Path:
     """The linear-head file bundled in the lpips package (no download needed)."""
     import lpips as _lp
@@ -143,6 +160,41 @@ class LPIPSMetric:
                 yi = y[i:i + self.max_batch].float()
                 out.append(self.model(xi, yi).reshape(-1))
         return torch.cat(out).double().cpu() if out else torch.zeros(0, dtype=torch.float64)
+
+    @torch.no_grad()
+    def forward_nchw_with_hole(self, x: torch.Tensor, y: torch.Tensor, holes: torch.Tensor,
+                               margin: int = HOLE_MARGIN) -> tuple[torch.Tensor, torch.Tensor]:
+        """(whole-image LPIPS, hole LPIPS) per pair, float64 [B] each, from one trunk pass.
+
+        The whole-image value repeats the package's arithmetic exactly (per-layer spatial means,
+        summed in layer order). The hole value averages the package's ``spatial=True`` map (each
+        layer's map bilinearly upsampled to the input size, then summed) over the hole dilated by
+        ``margin`` pixels (:func:`dilate_holes`); NaN for an image without hole pixels.
+        """
+        import lpips as _lp
+
+        whole, hole = [], []
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            for i in range(0, x.shape[0], self.max_batch):
+                xi, yi = x[i:i + self.max_batch].float(), y[i:i + self.max_batch].float()
+                m = self.model
+                o0, o1 = m.net.forward(m.scaling_layer(xi)), m.net.forward(m.scaling_layer(yi))
+                val: Any = 0
+                spatial: Any = 0
+                for kk in range(m.L):
+                    diff = (_lp.normalize_tensor(o0[kk]) - _lp.normalize_tensor(o1[kk])) ** 2
+                    layer = m.lins[kk](diff)
+                    val += _lp.spatial_average(layer, keepdim=True)
+                    spatial += _lp.upsample(layer, out_HW=xi.shape[2:])
+                mask = dilate_holes(holes[i:i + self.max_batch], margin).to(spatial.dtype)[:, None]
+                count = mask.sum(dim=(1, 2, 3))
+                total = (spatial.double() * mask.double()).sum(dim=(1, 2, 3))
+                whole.append(val.reshape(-1).double().cpu())
+                hole.append(torch.where(count > 0, total / count.double().clamp(min=1), torch.nan).cpu())
+        if not whole:
+            empty = torch.zeros(0, dtype=torch.float64)
+            return empty, empty
+        return torch.cat(whole), torch.cat(hole)
 
     def describe(self) -> dict[str, Any]:
         lin = lin_weights_path(self.net)

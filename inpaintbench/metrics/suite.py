@@ -54,9 +54,11 @@ from inpaintbench.metrics.info import (  # the one registry of metric names; re-
     METRICS,
     SET_METRICS,
     check_metric_names,
+    feature_files,
     select_lpips_net,
 )
-from inpaintbench.metrics.lpips import LPIPSMetric, as_uint8_tensor
+from inpaintbench.metrics.lpips import HOLE_MARGIN, LPIPSMetric, as_uint8_tensor
+from inpaintbench.metrics.set_resampling import prdc_base_name
 
 #: FID bootstrap resamples when N >= d (each is a d×d eigendecomposition; see ``fid_n_boot``)
 FID_N_BOOT_LARGE = 50
@@ -90,6 +92,20 @@ class SuiteUpdate:
     features: dict[str, np.ndarray]
 
 
+#: the LPIPS trunk behind each LPIPS column
+LPIPS_NET = {"lpips": "alex", "lpips_vgg": "vgg", "lpips_hole": "alex"}
+
+
+def _create_embedder(space: str, device: torch.device, max_batch: int, wkw: dict[str, Any]) -> Any:
+    if space == "dinov2":
+        from inpaintbench.metrics.dinov2 import create_dinov2
+
+        return create_dinov2(device, max_batch=max_batch, **wkw)
+    from inpaintbench.metrics.clip_features import create_clip
+
+    return create_clip(device, max_batch=max_batch, **wkw)
+
+
 def _unavailable(e: Exception) -> str:
     msg = getattr(e, "message", None) or str(e)
     fix = getattr(e, "fix", None)
@@ -118,6 +134,9 @@ class MetricSuite:
             200 to about ±5 % (relative SE of a standard deviation ≈ 1/√(2B)). The count is recorded.
         ids_backend: ``None``/``"sklearn"`` (MAT's LinearSVC, exact) or ``"torch"`` (same problem,
             faster at large N, runs on ``device``).
+        set_n_boot: resamples of the CIs of FD-DINOv2, CMMD and PRDC (0 = no CI). ``None``: FD-DINOv2
+            follows FID's rule; CMMD/PRDC take 200 up to 4096 images and 50 above
+            (:mod:`inpaintbench.metrics.set_resampling`).
     """
 
     def __init__(
@@ -140,6 +159,7 @@ class MetricSuite:
         kid_subset_size: int = 1000,
         ids_backend: str | None = None,
         max_batch: int = 32,
+        set_n_boot: int | None = None,
     ):
         # `lpips` is always AlexNet; lpips_net="vgg" selects the `lpips_vgg` column instead.
         self.metrics = select_lpips_net(check_metric_names(metrics), lpips_net)
@@ -156,6 +176,7 @@ class MetricSuite:
         self.kid_subsets = int(kid_subsets)
         self.kid_subset_size = int(kid_subset_size)
         self.ids_backend = ids_backend
+        self.set_n_boot = None if set_n_boot is None else int(set_n_boot)
         self.reference_cache = reference_cache
         self.resolution_policy = resolution_policy
         self._status: dict[str, str] = {}
@@ -169,7 +190,7 @@ class MetricSuite:
         self._lpips: dict[str, LPIPSMetric] = {}
         self._lpips_for: dict[str, str] = {}
         for name in (m for m in self.metrics if m in LPIPS_METRICS):
-            net = "alex" if name == "lpips" else "vgg"
+            net = LPIPS_NET[name]
             self._lpips_for[name] = net
             if net not in self._lpips:
                 try:
@@ -179,9 +200,33 @@ class MetricSuite:
                     continue
             self._status[name] = "ok"
 
-        # Inception extractor, shared by every set-level metric.
+        # DISTS (VGG16 trunk with L2 pooling).
+        self._dists: Any = None
+        if "dists" in self.metrics:
+            from inpaintbench.metrics.dists import DISTSMetric
+
+            try:
+                self._dists = DISTSMetric(self.device, max_batch=max_batch, **wkw)
+                self._status["dists"] = "ok"
+            except WeightsError as e:
+                self._status["dists"] = _unavailable(e)
+
+        # Feature extractors of the set metrics, one per feature space: Inception (shared by FID,
+        # KID, IDS, PRDC), DINOv2 (FD-DINOv2, PRDC-DINOv2), CLIP (CMMD).
+        self.embedders: dict[str, Any] = {}
+        for space in ("dinov2", "clip"):
+            wanted = [m for m in self.metrics if m in SET_METRICS and METRICS[m].features == space]
+            if not wanted:
+                continue
+            try:
+                self.embedders[space] = _create_embedder(space, self.device, max_batch, wkw)
+                status = "ok"
+            except WeightsError as e:
+                status = _unavailable(e)
+            for name in wanted:
+                self._status[name] = status
         self.extractor: InceptionExtractor | None = None
-        set_requested = [m for m in self.metrics if m in SET_METRICS]
+        set_requested = [m for m in self.metrics if m in SET_METRICS and METRICS[m].features == "inception"]
         if set_requested:
             try:
                 self.extractor = create_extractor(feature_extractor, self.device, max_batch=max_batch, **wkw)
@@ -215,6 +260,7 @@ class MetricSuite:
         self._ids: list[str] = []
         self._ids_known = True
         self._feature_dim: int | None = None
+        self._emb: dict[str, list[np.ndarray]] = {}
 
     @property
     def status(self) -> dict[str, str]:
@@ -224,11 +270,16 @@ class MetricSuite:
     @property
     def per_image_metrics(self) -> list[str]:
         """The per-image columns :meth:`update` returns (available ones only)."""
-        return [m for m in self.metrics if m in PER_IMAGE_PIXEL_METRICS + LPIPS_METRICS and self._status[m] == "ok"]
+        return [m for m in self.metrics if METRICS[m].per_image and self._status[m] == "ok"]
 
     @property
     def needs_features(self) -> bool:
-        return self.extractor is not None
+        return self.extractor is not None or bool(self.embedders)
+
+    @property
+    def feature_kinds(self) -> list[str]:
+        """The keys of :attr:`SuiteUpdate.features` beyond Inception's ``fake``/``real``."""
+        return [k for space in self.embedders for k in feature_files(space)]
 
     @property
     def reference_cached(self) -> bool:
@@ -289,10 +340,19 @@ class MetricSuite:
         if self._lpips:
             x = p.permute(0, 3, 1, 2).float() / 127.5 - 1.0
             y = g.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            by_net = {net: model.forward_nchw(x, y).numpy() for net, model in self._lpips.items()}
+            by_net: dict[str, np.ndarray] = {}
+            for net, model in self._lpips.items():
+                if net == "alex" and "lpips_hole" in self._lpips_for:  # one trunk pass for both
+                    whole, hole = model.forward_nchw_with_hole(x, y, h)
+                    by_net[net], by_net["alex_hole"] = whole.numpy(), hole.numpy()
+                else:
+                    by_net[net] = model.forward_nchw(x, y).numpy()
             for name, net in self._lpips_for.items():
-                if net in by_net:
-                    per_image[name] = by_net[net]
+                key = "alex_hole" if name == "lpips_hole" else net
+                if key in by_net:
+                    per_image[name] = by_net[key]
+        if self._dists is not None:
+            per_image["dists"] = self._dists.forward_nchw_u8(p.permute(0, 3, 1, 2), g.permute(0, 3, 1, 2))
 
         features: dict[str, np.ndarray] = {}
         if self.extractor is not None:
@@ -303,7 +363,31 @@ class MetricSuite:
             if not use_cache:
                 features["real"] = self.extractor.forward_nchw_u8(g.permute(0, 3, 1, 2)).cpu().numpy()
             self.add_features(features["fake"], features.get("real"), ids)
+        if self.embedders:
+            # PIL preprocessing (the references' resampler) runs on host copies; the networks run on
+            # the suite's device.
+            p_host, g_host = p.cpu().numpy(), g.cpu().numpy()
+            extra = {}
+            for space, emb in self.embedders.items():
+                kf, kr = feature_files(space)
+                extra[kf], extra[kr] = emb(p_host), emb(g_host)
+            self.add_embeddings(extra)
+            features.update(extra)
         return SuiteUpdate(per_image, features)
+
+    def add_embeddings(self, features: dict[str, np.ndarray]) -> None:
+        """Add DINOv2/CLIP feature rows (keys ``<space>_fake``/``<space>_real``) extracted or saved earlier."""
+        for kind, rows in features.items():
+            self._emb.setdefault(kind, []).append(np.asarray(rows, dtype=np.float32))
+
+    def embeddings(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Accumulated ``{space: (fake, real)}`` of the DINOv2/CLIP extractors."""
+        out = {}
+        for space in self.embedders:
+            kf, kr = feature_files(space)
+            if self._emb.get(kf) and self._emb.get(kr):
+                out[space] = (np.concatenate(self._emb[kf]), np.concatenate(self._emb[kr]))
+        return out
 
     def add_features(self, fake: np.ndarray, real: np.ndarray | None = None,
                      ids: Sequence[str] | None = None) -> None:
@@ -338,7 +422,7 @@ class MetricSuite:
         fake = np.concatenate(self._fake) if self._fake else None
         real = np.concatenate(self._real) if self._real and len(self._real) == len(self._fake) else None
         ids = self._ids if self._ids_known else None
-        return self.compute_from_features(fake, real, ids)
+        return self.compute_from_features(fake, real, ids, embeddings=self.embeddings())
 
     def _reals_for(self, fake: np.ndarray, real: np.ndarray | None,
                    ids: Sequence[str] | None) -> tuple[np.ndarray | None, str | None]:
@@ -384,11 +468,14 @@ class MetricSuite:
         return None if self._ref is None else self._ref.rows_for(ids)
 
     def compute_from_features(self, fake: np.ndarray | None, real: np.ndarray | None = None,
-                              ids: Sequence[str] | None = None) -> dict[str, SetMetricResult]:
+                              ids: Sequence[str] | None = None,
+                              embeddings: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                              ) -> dict[str, SetMetricResult]:
         """Set-level metrics from given features (the runner's path after gathering ranks).
-        ``real=None`` takes the reals from the cached reference set, by ``ids``."""
-        names = [m for m in self.metrics if m in SET_METRICS]
-        out: dict[str, SetMetricResult] = {}
+        ``real=None`` takes the reals from the cached reference set, by ``ids``. ``embeddings``:
+        ``{space: (fake, real)}`` of the DINOv2/CLIP extractors (rows of the same images)."""
+        out = self._embedding_metrics(embeddings or {})
+        names = [m for m in self.metrics if m in SET_METRICS and METRICS[m].features == "inception"]
         pending = []
         for name in names:
             if self._status.get(name, "ok") != "ok":
@@ -467,7 +554,83 @@ class MetricSuite:
                 memo["ids"] = self._ids_scores(real, fake)
             p_ids, u_ids = memo["ids"]
             return SetMetricResult(float(p_ids if name == "p_ids" else u_ids), n=n, extra=extra)
+        if prdc_base_name(name):
+            return self._prdc_result(name, real, fake, memo, extra)
         raise AssertionError(name)
+
+    def _prdc_result(self, name: str, real: np.ndarray, fake: np.ndarray, memo: dict[str, Any],
+                     extra: dict[str, Any]) -> SetMetricResult:
+        """PRDC (k = 5) with FID's kind of CI; the four metrics of a space share one computation."""
+        from inpaintbench.metrics.prdc import prdc
+        from inpaintbench.metrics.set_resampling import normal_bootstrap_cis
+
+        space = METRICS[name].features
+        key = f"prdc:{space}"
+        extra = {k: v for k, v in extra.items() if k != "warning"}  # the FID-specific small-N note
+        extra["k"] = 5
+        if self.set_n_boot == 0:
+            if key not in memo:
+                memo[key] = prdc(real, fake)
+            return SetMetricResult(memo[key][prdc_base_name(name)], n=int(len(fake)), extra=extra)
+        if key not in memo:
+            wanted = [m for m in self.metrics if prdc_base_name(m) and METRICS[m].features == space]
+            memo[key] = normal_bootstrap_cis(wanted, real, fake, n_boot=self.set_n_boot, seed=self.seed)
+        ci = memo[key][name]
+        extra.update(n_boot=ci.n_boot, boot_std=ci.boot_std, ci_method=ci.method, paired=True)
+        return SetMetricResult(ci.value, ci.lo, ci.hi, int(len(fake)), extra=extra)
+
+    def _embedding_metrics(self, embeddings: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, SetMetricResult]:
+        """FD-DINOv2, PRDC-DINOv2 and CMMD from the DINOv2/CLIP features."""
+        from inpaintbench.metrics import fid as fidm
+        from inpaintbench.metrics.set_resampling import normal_bootstrap_cis
+
+        out: dict[str, SetMetricResult] = {}
+        memo: dict[str, Any] = {}
+        for name in (m for m in self.metrics if m in SET_METRICS and METRICS[m].features != "inception"):
+            space = METRICS[name].features
+            if self._status.get(name, "ok") != "ok":
+                out[name] = SetMetricResult(None, status="unavailable", reason=self._status[name])
+                continue
+            fake, real = embeddings.get(space, (None, None))
+            n = 0 if fake is None else int(len(fake))
+            need = 6 if prdc_base_name(name) else 2  # PRDC: more than k = 5 images per side
+            if fake is None or real is None or n < need:
+                out[name] = SetMetricResult(None, n=n, status="unavailable",
+                                            reason=f"unavailable: needs at least {need} images with {space} "
+                                                   f"features, got {n}")
+                continue
+            extra: dict[str, Any] = {"extractor": self.embedders[space].name}
+            try:
+                if name == "fd_dinov2":
+                    d = int(real.shape[1])
+                    warning = fidm.small_sample_warning(n, dim=d)
+                    if warning:
+                        extra["warning"] = warning
+                    n_boot = self.set_n_boot
+                    if n_boot is None:  # FID's rule: cheap N×N resamples below d, d×d ones above
+                        n_boot = FID_N_BOOT if n < d else FID_N_BOOT_LARGE
+                    if n_boot == 0:
+                        out[name] = SetMetricResult(float(fidm.frechet_distance(real, fake)), n=n, extra=extra)
+                        continue
+                    ci = fidm.fid_bootstrap_ci(real, fake, n_boot=n_boot, seed=self.seed)
+                    extra.update(n_boot=ci.n_boot, boot_std=float(ci.boot_std), ci_method=ci.method,
+                                 paired=bool(ci.paired))
+                    out[name] = SetMetricResult(float(ci.fid), float(ci.lo), float(ci.hi), n, extra=extra)
+                elif name == "cmmd" and self.set_n_boot == 0:
+                    from inpaintbench.metrics.mmd import cmmd
+
+                    extra.update(sigma=10.0, scale=1000.0, estimator="biased (V-statistic)")
+                    out[name] = SetMetricResult(cmmd(real, fake), n=n, extra=extra)
+                elif name == "cmmd":
+                    ci = normal_bootstrap_cis(["cmmd"], real, fake, n_boot=self.set_n_boot, seed=self.seed)["cmmd"]
+                    extra.update(sigma=10.0, scale=1000.0, estimator="biased (V-statistic)", n_boot=ci.n_boot,
+                                 boot_std=ci.boot_std, ci_method=ci.method, paired=True)
+                    out[name] = SetMetricResult(ci.value, ci.lo, ci.hi, n, extra=extra)
+                else:
+                    out[name] = self._prdc_result(name, real, fake, memo, extra)
+            except (InputError, ValueError, np.linalg.LinAlgError) as e:
+                out[name] = SetMetricResult(None, n=n, status="unavailable", reason=_unavailable(e))
+        return out
 
     def _ids_scores(self, real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
         from inpaintbench.metrics.ids import inception_discriminative_scores
@@ -500,6 +663,10 @@ class MetricSuite:
             "feature_extractor": self.extractor.describe() if self.extractor else
             {"extractor": self.feature_extractor_name, "available": False},
             "lpips": {net: m.describe() for net, m in self._lpips.items()},
+            **({"lpips_hole_margin_px": HOLE_MARGIN} if "lpips_hole" in self.metrics else {}),
+            **({"dists": self._dists.describe()} if self._dists is not None else {}),
+            "embedders": {space: emb.describe() for space, emb in self.embedders.items()},
+            "set_n_boot": self.set_n_boot,
             "fid_n_boot": self.fid_n_boot if self.fid_n_boot is not None else
             f"auto: {FID_N_BOOT} below the feature dimension, {FID_N_BOOT_LARGE} at or above",
             "ids_backend": self.ids_backend or "sklearn",
