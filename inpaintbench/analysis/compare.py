@@ -55,10 +55,12 @@ class Comparison:
     mixed: bool
     table: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    #: "to detect Δ = … you would need about N = … images" per undetected per-image metric (``power=True``)
+    power_lines: list[str] = field(default_factory=list)
 
     def verdict_lines(self) -> list[str]:
-        """One plain-words line per metric: '<metric>: A better (…)' etc."""
-        return [verdict_line(row, self) for _, row in self.table.iterrows()]
+        """One plain-words line per metric: '<metric>: A better (…)' etc., then the power lines."""
+        return [verdict_line(row, self) for _, row in self.table.iterrows()] + list(self.power_lines)
 
 
 def verdict(diff: float, lo: float, hi: float, p_adj: float, metric: str, alpha: float) -> str:
@@ -97,8 +99,14 @@ def compare_runs(
     ids_n_boot: int = 50,
     seed: int = 0,
     metrics: Sequence[str] | None = None,
+    power: bool = False,
+    power_level: float = 0.8,
 ) -> Comparison:
     """Paired comparison of two runs on the samples they share.
+
+    ``power=True`` adds, for each per-image metric with no detectable difference, the N that would
+    detect the observed Δ with ``power_level`` power (:mod:`inpaintbench.analysis.power`; set
+    metrics: ``inpaintbench power``).
 
     Raises :class:`InputError` when the runs share no sample, or use different data (unless
     ``allow_mixed``). ``set_n_boot``/``ids_n_boot`` are the resamples for FID/KID and for IDS
@@ -148,10 +156,12 @@ def compare_runs(
         set_names = [m for m in set_names if m in metrics]
 
     records: list[dict[str, Any]] = []
+    paired_diffs: dict[str, np.ndarray] = {}
     for i, m in enumerate(pi):
         va = np.where(both_ok, ja[m].to_numpy(np.float64), np.nan)
         vb = np.where(both_ok, jb[m].to_numpy(np.float64), np.nan)
         fa, fb, excluded = finite_pairs(va, vb)
+        paired_diffs[m] = fa - fb
         nonfinite = excluded - n_failed
         rec: dict[str, Any] = {
             "metric": m,
@@ -261,6 +271,7 @@ def compare_runs(
             f"difference is called only when Holm p < {alpha:g} and the {100 * (1 - alpha):g}% CI "
             "excludes 0."
         )
+    lines = _power_lines(table, paired_diffs, alpha, power_level, seed) if power and len(table) else []
     return Comparison(
         label_a,
         label_b,
@@ -273,7 +284,26 @@ def compare_runs(
         mixed,
         table,
         notes,
+        lines,
     )
+
+
+def _power_lines(table: pd.DataFrame, diffs: dict[str, np.ndarray], alpha: float, level: float,
+                 seed: int) -> list[str]:
+    """The power sentence of each tested per-image metric whose verdict is 'no detectable difference'
+    (Holm family = the metrics tested here, as in the table)."""
+    from inpaintbench.analysis import power as pw
+
+    family = max(1, int(np.isfinite(table["p"].to_numpy(np.float64)).sum()))
+    settings = pw.PowerSettings(power=level, alpha=alpha, family=family, seed=seed)
+    out = []
+    for _, r in table.iterrows():
+        d = diffs.get(r["metric"])
+        if r["verdict"] != NO_DIFF.format(alpha=alpha) or d is None or d.size < 2:
+            continue
+        n_needed, extrapolated = pw.PairedPower(d, settings).n_needed(float(d.mean()))
+        out.append(pw.detect_line(r["metric"], float(d.mean()), n_needed, int(d.size), settings, extrapolated))
+    return out
 
 
 def _disagreement(row: pd.Series, alpha: float) -> str:
