@@ -388,7 +388,8 @@ def env_cmd() -> None:
     table.add_row("INPAINTBENCH_HOME", str(home_dir()))
     table.add_row("weights cache", str(home_dir() / "weights"))
     table.add_row("masks cache", str(home_dir() / "masks"))
-    import inpaintbench.models  # noqa: F401  (registers the MAT checkpoints' weight ids)
+    import inpaintbench.metrics.netweights  # noqa: F401  (DINOv2, CLIP weight ids)
+    import inpaintbench.models  # noqa: F401  (registers the model packages' weight ids)
     from inpaintbench.weights import list_weights, recorded_sha256, weights_status
 
     for spec in list_weights():

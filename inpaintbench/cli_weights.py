@@ -97,6 +97,7 @@ def register(app: typer.Typer) -> None:
     @sub.callback()
     def _ensure_registered() -> None:
         """Model packages (MAT, LaMa, MI-GAN...) register their weight ids when imported."""
+        import inpaintbench.metrics.netweights  # noqa: F401  (DINOv2, CLIP)
         import inpaintbench.models  # noqa: F401
 
     sub.command("list")(weights_list)

@@ -156,6 +156,10 @@ def compare(
     ] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     metrics: MetricsOpt = None,
+    power: Annotated[bool, typer.Option(
+        "--power/--no-power",
+        help="Add 'to detect Δ = … you would need about N = … images' for per-image metrics without a "
+             "detected difference (see `inpaintbench power`).")] = True,
 ) -> None:
     """Is A different from B? Paired tests on shared samples, Holm-corrected, with plain verdicts."""
     from inpaintbench.analysis.compare import compare_runs, render_comparison, rich_comparison
@@ -179,6 +183,7 @@ def compare(
         ids_n_boot=ids_boot,
         seed=seed,
         metrics=_split(metrics),
+        power=power,
     )
     text = render_comparison(c, fmt_name) if fmt_name != "rich" or out is not None else ""
     if fmt_name == "html" and out is not None:

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fid", "ids", "inception_features", "kid", "l1", "lpips", "psnr", "ssim"]
+__all__ = ["cmmd", "fid", "frechet_distance", "ids", "inception_features", "kid", "l1", "lpips", "prdc", "psnr",
+           "ssim"]
 
 #: functional names that are also submodules (see the module docstring)
-_MODULE_FUNCTIONS = ("fid", "ids", "kid", "lpips")
+_MODULE_FUNCTIONS = ("fid", "ids", "kid", "lpips", "prdc")
 
 
 class _CallableModule(types.ModuleType):
@@ -46,7 +47,7 @@ sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
-    """``fid``/``kid``/``ids``/``lpips`` before their submodule was imported: import it (PEP 562)."""
+    """``fid``/``kid``/``ids``/``lpips``/``prdc`` before their submodule was imported: import it (PEP 562)."""
     if name in _MODULE_FUNCTIONS:
         import importlib
 
@@ -156,3 +157,24 @@ def _ids(real_feats: Any, fake_feats: Any, backend: str = "sklearn") -> tuple[fl
 
     p, u = inception_discriminative_scores(real_feats, fake_feats, backend=backend)  # type: ignore[arg-type]
     return float(p), float(u)
+
+
+def _prdc(real_features: Any, fake_features: Any, k: int = 5) -> dict[str, float]:
+    """Precision, recall, density and coverage (Naeem et al. 2020) of feature sets [N, D]."""
+    from inpaintbench.metrics.prdc import prdc as prdc_fn
+
+    return prdc_fn(real_features, fake_features, k=k)
+
+
+def cmmd(x_embeddings: Any, y_embeddings: Any) -> float:
+    """CMMD (Jayasumana et al. 2024) of CLIP embeddings as given, on the paper's scale (x1000)."""
+    from inpaintbench.metrics.mmd import cmmd as cmmd_fn
+
+    return cmmd_fn(x_embeddings, y_embeddings)
+
+
+def frechet_distance(x_features: Any, y_features: Any) -> float:
+    """Fréchet distance of two feature sets (FID on Inception features, FD-DINOv2 on DINOv2's)."""
+    from inpaintbench.metrics.fid import frechet_distance as fd
+
+    return float(fd(x_features, y_features))
