@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -122,7 +123,15 @@ class Evaluation:
         self.ctx = ctx
         self.save_images = save_images
         self.partial = PartialStore(self.run_dir)
+        self._recompute_all = False
         self._prepare(overwrite)
+        if save_images and self._complete() and not (self.run_dir / IMAGES).is_dir():
+            # A finished run without its images (run earlier without --save-images): recompute it with
+            # the same identity, so the same numbers, and write the images this time. The old files
+            # stay until the new ones replace them atomically.
+            warnings.warn(f"{self.run_dir}: finished without saved images; recomputing it to save them",
+                          UserWarning, stacklevel=3)
+            self._recompute_all = True
 
     def _prepare(self, overwrite: bool) -> None:
         """Refuse to mix identities in one directory; otherwise create it or resume it."""
@@ -157,14 +166,19 @@ class Evaluation:
                     "the same batch size")
         return None
 
+    def _complete(self) -> bool:
+        return (self.run_dir / SUMMARY).exists() and (self.run_dir / PER_IMAGE).exists()
+
     @property
     def finished(self) -> bool:
-        return (self.run_dir / SUMMARY).exists() and (self.run_dir / PER_IMAGE).exists()
+        return self._complete() and not self._recompute_all
 
     def my_batches(self) -> set[int]:
         return {b for b in range(len(self.batches)) if b % self.ctx.world_size == self.ctx.rank}
 
     def todo(self) -> set[int]:
+        if self._recompute_all:
+            return self.my_batches()
         return self.my_batches() - self.partial.done_batches()
 
     def consume(self, produced: Iterator[tuple[int, BatchResult]], on_batch: Callable[[int], None]) -> int:

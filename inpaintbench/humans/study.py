@@ -52,8 +52,8 @@ def _save_images_fix(run: Any) -> str:
                 cmd += [flag, str(cfg[key])]
     if "--save-images" not in cmd:
         cmd.append("--save-images")
-    return (f"run it again with saved images: {' '.join(cmd)} (a finished run is reused as it is, so first "
-            f"delete {run.path} or add --out NEW_FOLDER)")
+    return (f"run it again with saved images: {' '.join(cmd)} (the same identity recomputes the run in place "
+            "and adds the images; the numbers stay the same)")
 
 
 @dataclass
