@@ -139,7 +139,7 @@ def _refresh_local_models(model: str) -> None:
     from inpaintbench.models.base import list_models
 
     if model not in list_models():
-        from inpaintbench.train.registry import register_local_models
+        from inpaintbench.models.local import register_local_models
 
         register_local_models()
 

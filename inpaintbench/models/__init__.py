@@ -55,10 +55,16 @@ def _register_builtin() -> None:
     for family in ("lama", "migan", "diffusion"):
         if (Path(__file__).parent / family / "__init__.py").is_file():
             importlib.import_module(f"inpaintbench.models.{family}").register()
-    # Fine-tunes registered with `inpaintbench register-model` (persisted under $INPAINTBENCH_HOME).
-    from inpaintbench.train.registry import register_local_models
+    # Fine-tunes registered with `inpaintbench models register` are read on the first lookup
+    # (inpaintbench.models.local, via base._ensure_builtin), not here.
 
-    register_local_models()
+
+def load_local_models() -> list[str]:
+    """Register the fine-tunes of ``$INPAINTBENCH_HOME/models/registry.json`` (the registry calls this
+    on its first lookup; call it again to pick up models registered by another process)."""
+    from inpaintbench.models.local import register_local_models
+
+    return register_local_models()
 
 
 _register_builtin()

@@ -138,11 +138,19 @@ def _load_entry_points() -> None:
             register_model(ep.name, obj, f"plug-in from {ep.value}")
 
 
+_LOCAL_LOADED = False
+
+
 def _ensure_builtin() -> None:
-    # Importing the package registers the built-in models.
-    import inpaintbench.models  # noqa: F401
+    """Built-in ids (importing the package registers them), plug-ins, and on the first lookup the
+    fine-tunes of the local registry (:mod:`inpaintbench.models.local`)."""
+    global _LOCAL_LOADED
+    import inpaintbench.models as package
 
     _load_entry_points()
+    if not _LOCAL_LOADED:
+        _LOCAL_LOADED = True
+        package.load_local_models()
 
 
 def list_models() -> list[str]:

@@ -31,8 +31,8 @@ _LAZY = {
     "read_splits": "inpaintbench.train.data",
     "TrainImages": "inpaintbench.train.data",
     "register_run": "inpaintbench.train.registry",
-    "register_local_models": "inpaintbench.train.registry",
-    "local_models": "inpaintbench.train.registry",
+    "register_local_models": "inpaintbench.models.local",
+    "local_models": "inpaintbench.models.local",
     "read_metrics": "inpaintbench.train.snapshot",
     "resolve_snapshot": "inpaintbench.train.snapshot",
 }
