@@ -36,7 +36,8 @@ from inpaintbench.results import (
 )
 
 #: the defaults of ``inpaintbench compare`` (analysis/cli.py), so that both give the same table
-COMPARE_DEFAULTS: dict[str, Any] = {"alpha": 0.05, "n_boot": 1000, "set_n_boot": 200, "ids_n_boot": 50, "seed": 0}
+COMPARE_DEFAULTS: dict[str, Any] = {"alpha": 0.05, "n_boot": 1000, "set_n_boot": 200, "ids_n_boot": 50, "seed": 0,
+                                     "power": True}  # the CLI's defaults (`compare --power` is on)
 
 
 @dataclass
@@ -177,11 +178,29 @@ class Results:
         """Paired test of self (A) against ``other`` (B): the table of ``inpaintbench compare``.
 
         ``df.attrs["verdicts"]`` holds the plain-words verdict lines, ``df.attrs["notes"]`` the notes.
-        Options: ``alpha, n_boot, set_n_boot, ids_n_boot, seed, metrics, allow_mixed``.
+        Options: ``alpha, n_boot, set_n_boot, ids_n_boot, seed, metrics, allow_mixed, power`` (the
+        "to detect Δ = … you would need about N = … images" lines, on by default as in the CLI).
         """
         c = self.comparison(other, **kwargs)
         table = c.table.copy()
         table.attrs = {"a": c.label_a, "b": c.label_b, "verdicts": c.verdict_lines(), "notes": list(c.notes)}
+        return table
+
+    def power(self, other: Results | Run | str | os.PathLike[str], deltas: dict[str, float] | None = None, *,
+              power: float = 0.8, alpha: float = 0.05, family: int | None = None, metrics: Sequence[str] | None = None,
+              set_boot: int = 50) -> pd.DataFrame:
+        """``inpaintbench power A B``: per metric the N needed to detect the observed difference (or
+        ``deltas={"psnr": 0.18}``) with compare's paired test, and the smallest detectable difference
+        at the current N. ``df.attrs["lines"]`` holds the "to detect Δ = …" sentences."""
+        from inpaintbench.analysis import power as pw
+        from inpaintbench.analysis.power_report import power_lines, power_runs
+
+        a, b = _labelled([self.run, *_runs_of([other])])
+        report = power_runs(a, b, pw.PowerSettings(power=power, alpha=alpha), deltas=deltas, family=family,
+                            metrics=list(metrics) if metrics else None, set_boot=set_boot)
+        table = report.table.copy()
+        table.attrs = {"a": report.label_a, "b": report.label_b, "lines": power_lines(report),
+                       "notes": list(report.notes)}
         return table
 
     def leaderboard(self, *others: Results | Run | str | os.PathLike[str], allow_mixed: bool = False,

@@ -1,6 +1,6 @@
 """examples/portraits_study.ipynb executes (nbclient, a kernel on this interpreter) and shows what it
 promises: the split, a registered fine-tune, three evaluations, the leaderboard, the verdicts, the
-correlation figure and the power placeholder."""
+correlation figure and the power line for the study's 0.18 dB."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_portraits_study_notebook_executes(tmp_path, monkeypatch, isolated_home)
     assert all(o.get("output_type") != "error" for i in code_cells for o in outputs(i))
     src = {i: nb.cells[i].source for i in code_cells}
     find = {key: next(i for i, s in src.items() if key in s) for key in
-            ("\"split\"", "finetuned = ", "board = ", "table = ", "plot_correlations", "issue 12")}
+            ("\"split\"", "finetuned = ", "board = ", "table = ", "plot_correlations", ".power(")}
     assert (tmp_path / "portraits_study_work" / "splits" / "splits.json").is_file()
     registry = json.loads((isolated_home / "models" / "registry.json").read_text())
     assert "mat-portraits-ft" in registry["models"]  # registered in the test's home, not the user's
@@ -66,4 +66,5 @@ def test_portraits_study_notebook_executes(tmp_path, monkeypatch, isolated_home)
     verdicts = text(find["table = "])
     assert "PSNR" in verdicts and ("no detectable difference" in verdicts or "better" in verdicts)
     assert any("image/png" in o.get("data", {}) for o in outputs(find["plot_correlations"]))
-    assert "lands with issue 12" in text(find["issue 12"])
+    power = text(find[".power("])
+    assert "PSNR" in power and "to detect Δ = +0.18 you would need about N =" in power
