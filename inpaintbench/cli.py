@@ -65,7 +65,8 @@ def _parse_model_options(values: list[str] | None) -> dict[str, Any]:
     return out
 
 
-#: Evaluation conventions of a paper's own scripts (metrics-facts.md): what `--preset NAME` fills in.
+#: Evaluation conventions of a paper's own scripts (MAT's evaluatoin/ scripts, LaMa's bin/evaluate_predicts.py): what
+#: `--preset NAME` fills in.
 PRESETS: dict[str, dict[str, Any]] = {
     # MAT (Li et al., CVPR 2022), evaluatoin/*.py: TorchScript Inception with in-graph TF resize for
     # FID and P-IDS/U-IDS, lpips alex v0.1 on [-1,1], PSNR/SSIM/L1 on uint8 RGB.

@@ -1,7 +1,7 @@
 """On-disk cache of reference-set (ground-truth) Inception features.
 
 Why: a benchmark scores many models on the same images; the real-image features are the same
-for all of them, so the second model only extracts its own (fake) features (user-needs #6).
+for all of them, so the second model only extracts its own (fake) features.
 
 Key = sha256 of (digest of the ordered image-id list, extractor name, extractor weights sha256,
 resolution policy, feature dim, format version). Masks are not in the key: the pairs are

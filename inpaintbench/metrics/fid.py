@@ -1,6 +1,6 @@
 """Fréchet distance between feature sets (FID), its bootstrap interval and FID∞.
 
-Conventions (MAT / StyleGAN2-ADA ``metrics/metric_utils.py``, see metrics-facts.md §5):
+Conventions (MAT / StyleGAN2-ADA ``metrics/metric_utils.py``):
 
 * statistics in **float64**; the covariance is the *population* covariance ``ΣxxᵀN⁻¹ − μμᵀ``
   (divides by N, as MAT; pytorch-fid / torch-fidelity use N−1: a tiny shift, 23.458 vs 23.480 at
@@ -17,7 +17,7 @@ UᵀΣ₂U from a symmetric eigensolver (round-off negatives clipped to 0). Exac
 real by construction (no complex ``sqrtm`` output to discard), fine with rank-deficient
 covariances, and several times faster than ``scipy.linalg.sqrtm`` at d = 2048
 (``benchmarks/bench_fid.py``). It must run in float64: in float32 the same algebra was off by
-0.1–1 % on rank-deficient statistics in our trials (``tests/test_fid.py``; metrics-facts §5:
+0.1–1 % on rank-deficient statistics in our trials (``tests/test_fid.py``; e.g.
 −3.7 % for float32 ``eigvals`` at N = 1000). LAPACK runs single-threaded here (see
 :func:`single_threaded_lapack`).
 

@@ -1,6 +1,6 @@
 """P-IDS and U-IDS (Zhao et al., CoModGAN, ICLR 2021), exactly as MAT computes them.
 
-MAT ``evaluatoin/cal_fid_pids_uids.py`` (metrics-facts.md §7): a linear SVM
+MAT ``evaluatoin/cal_fid_pids_uids.py``: a linear SVM
 ``sklearn.svm.LinearSVC(dual=False)`` (liblinear primal solver: L2 penalty, squared hinge, C = 1,
 intercept via an appended constant feature 1 that is *regularised* like any weight, tol 1e-4) is
 fitted on ``[real; fake]`` features with labels real = 1, fake = 0, no scaling, no split; then

@@ -6,7 +6,8 @@
   downloads. Same network and resize as torchmetrics(antialias=False) and torch-fidelity.
 * ``inception-stylegan2``: NVIDIA's TorchScript ``inception-2015-12-05.pt`` as MAT/StyleGAN2-ADA
   call it: uint8 NCHW 0..255 in, ``return_features=True``, the graph resizes and normalises
-  itself (metrics-facts §5). A TorchScript file is code, so it is loaded only when its sha256
+  itself (StyleGAN2-ADA metrics/metric_utils.py, which MAT's evaluation uses). A TorchScript file is code, so it is
+  loaded only when its sha256
   matches the published one: ``allow_unverified`` does not apply to it.
 
 Both take uint8 batches and return float32 [B, 2048]; autocast is disabled around the forward.

@@ -3,7 +3,7 @@ Metric") through the ``lpips`` package, batched, with no hidden download.
 
 MAT's ``cal_lpips.py`` calls ``lpips.LPIPS(net='alex')`` on one pair per forward with inputs
 ``uint8/127.5 - 1``; LaMa uses the VGG trunk. Values here are the package's, computed on whole
-batches (metrics-facts §4: batched and per-pair agree to ~1e-9).
+batches (``tests/test_lpips.py``: batched and per-pair agree to ~1e-9).
 
 ``lpips.LPIPS(pretrained=True)`` would let torchvision download the ImageNet trunk into the
 torch.hub cache. We build it with ``pnet_rand=True`` (random trunk, nothing fetched), load the

@@ -19,8 +19,8 @@ Why our own implementation instead of torchmetrics or piq: we want the numbers o
   the 3 RGB channels (no grayscale conversion);
 * L1 = mean |a/255 - b/255| over the whole image (not only the hole).
 
-Where the common libraries differ from that (measured in ``/work/shared/reference/metrics-facts.md``
-and demonstrated in ``tests/test_pixel_metrics.py``):
+Where the common libraries differ from that (demonstrated in
+``tests/test_pixel_metrics.py``):
 
 * torchmetrics ``structural_similarity_index_measure`` (1.9): reflect-pads by 5 px and keeps the
   border windows (mean SSIM +0.012 on the survey's 64 pairs, up to 0.027 per image); ``data_range=None``
@@ -366,7 +366,8 @@ def ssim(pred: Tensor, gt: Tensor) -> Tensor:
 
 @torch.no_grad()
 def ssim_lama(pred: Tensor, gt: Tensor) -> Tensor:
-    """Per-image SSIM as LaMa's evaluator computes it (Po-Hsun Su's ``pytorch-ssim``; metrics-facts §2):
+    """Per-image SSIM as LaMa's evaluator computes it (Po-Hsun Su's ``pytorch-ssim``; LaMa
+    ``saicinpainting/evaluation/losses/ssim.py``):
     values in [0, 1], C1 = 0.01², C2 = 0.03², the same 11×11 Gaussian (σ = 1.5) per channel but with
     **zero padding** of 5 px and no crop, so border windows see black; mean over C, H, W.
 

@@ -16,8 +16,8 @@ Conventions shared by all of them (recorded by ``describe()``):
 * ``workers``: samples of a batch are filled on that many threads (OpenCV and SciPy release the GIL);
   ``None`` = the CPUs this process may use (or ``OMP_NUM_THREADS``). Results do not depend on it (each
   sample is independent); PatchMatch always runs one at a time (its library's seed is process-global).
-* Radius 3 for Telea/NS matches the timings and quality figures measured for this project
-  (models-harness-facts §3.2); IOPaint's cv2 default is NS with radius 4. Both are kwargs.
+* Radius 3 for Telea/NS matches the timings and quality figures measured for this project; IOPaint's cv2
+  default is NS with radius 4. Both are kwargs.
 
 References: A. Telea, "An image inpainting technique based on the fast marching method", J. Graphics
 Tools 2004; Bertalmío, Bertozzi, Sapiro, "Navier–Stokes, fluid dynamics, and image and video

@@ -1,7 +1,7 @@
 """Training configuration: one dataclass holding every number that determines a training run.
 
-The defaults are the ``mat-official`` recipe (see ``inpaintbench/train/README.md`` and
-``/work/shared/mat/mat-facts.md`` §6), with the fine-tuning values of the issue's seed run
+The defaults are the ``mat-official`` recipe (see ``inpaintbench/train/README.md`` and MAT's
+``train.py``), with the fine-tuning values of the motivating study's run
 (lr 0.001, pcp 0.1, truncation 0.5, style mixing 0.5, EMA 10 kimg, batch 8).
 
 Two recipes exist:

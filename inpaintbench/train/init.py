@@ -208,7 +208,7 @@ def build_networks(config: TrainConfig, init: InitCheckpoint | None
 
 def _load(net: torch.nn.Module, sd: dict[str, torch.Tensor], name: str, init: InitCheckpoint) -> None:
     own = net.state_dict()
-    # attn_mask buffers are geometry-only and recomputed on every call (mat-facts.md pitfall 6):
+    # attn_mask buffers are geometry-only and recomputed on every call (MAT networks/mat.py builds them per call):
     # accept checkpoints that lack them, keep ours.
     merged = {k: sd[k] if k in sd else v for k, v in own.items() if k in sd or k.endswith("attn_mask")}
     missing = [k for k in own if k not in merged]

@@ -1,4 +1,4 @@
-"""MAT's TwoStageLoss, phase by phase (mat-facts.md §6; StyleGAN2-ADA loss structure).
+"""MAT's TwoStageLoss, phase by phase (MAT ``losses/loss.py``; StyleGAN2-ADA loss structure).
 
 Phases of one iteration (the caller runs them in this order and steps the optimizers):
 

@@ -1,6 +1,6 @@
 """MAT's perceptual loss: L1 between VGG19 features of the output and of the real image.
 
-Conventions (mat-facts.md §6, MAT ``losses/pcp.py``): torchvision VGG19 with ImageNet weights;
+Conventions (MAT ``losses/pcp.py`` and ``losses/vggNet.py``): torchvision VGG19 with ImageNet weights;
 inputs mapped from [-1, 1] to [0, 1] then normalised with the ImageNet mean/std; features taken
 **before** the ReLU of ``conv4_4`` (weight 1/4) and ``conv5_4`` (weight 1/2); criterion mean L1 per
 layer; the target's features are detached. Weights come from the registry id ``torchvision-vgg19``

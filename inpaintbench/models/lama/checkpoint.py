@@ -82,7 +82,8 @@ class StandIn(PickledObject):
             self.append(v)
 
 
-#: Modules whose globals become stand-ins: they only describe training-time objects (lama-facts §5).
+#: Modules whose globals become stand-ins: they only describe training-time objects (advimman/lama: the Lightning
+#: checkpoint's hyper-parameters).
 STAND_IN_MODULES = ("omegaconf", "pytorch_lightning", "lightning", "lightning_fabric", "typing", "pathlib",
                     "argparse", "__torch__")
 _STAND_IN_CACHE: dict[tuple[str, str], type] = {}

@@ -22,7 +22,8 @@ RELEASED = {
 }
 
 #: expected CPU speed (2 threads, batch 1) for listings: the official timings of this machine class
-#: (shared/migan facts §8); our fast path is benchmarked against them in benchmarks/bench_migan.py
+#: (the official MI-GAN demo code, measured on this 2-core CPU class); our fast path is benchmarked against them in
+#: benchmarks/bench_migan.py
 OFFICIAL_CPU_SECONDS = {256: 0.82, 512: 1.78}
 
 _DONE = False
