@@ -1,5 +1,8 @@
 """Is run A different from run B? Paired tests on the samples both runs scored.
 
+(About 500 lines: the comparison, its verdict rules and its four renderings belong together; the
+set-metric inputs live in :mod:`inpaintbench.analysis.compare_sets`.)
+
 Per-image metrics: Wilcoxon signed-rank test and a paired bootstrap CI of the mean difference, with
 Holm's correction across all metrics tested. Set-level metrics (FID, KID, IDS): a paired bootstrap
 over images from the saved Inception features, computed by the runner's own functions with the run's
@@ -21,11 +24,18 @@ import numpy as np
 import pandas as pd
 
 from inpaintbench.analysis import fmt
-from inpaintbench.analysis.load import PER_IMAGE_METRICS, SET_METRICS, Run, check_same_data, load_run
+from inpaintbench.analysis.compare_sets import (  # noqa: F401  (also imported from here by power_report)
+    _kid_settings,
+    _network_mismatch,
+    _set_metrics_to_test,
+    _shared_features,
+    _unavailable_in,
+)
+from inpaintbench.analysis.load import PER_IMAGE_METRICS, Run, check_same_data, load_run
 from inpaintbench.analysis.stats import (
     BOOTSTRAP_SET_METRICS,
     DEFAULT_ALPHA,
-    KIDSettings,
+    EMBEDDING_BOOTSTRAP_SET_METRICS,
     finite_pairs,
     holm,
     paired_bootstrap_diff_ci,
@@ -33,7 +43,7 @@ from inpaintbench.analysis.stats import (
     wilcoxon_signed_rank,
 )
 from inpaintbench.errors import InputError
-from inpaintbench.metrics.info import is_higher_better
+from inpaintbench.metrics.info import feature_space, is_higher_better
 
 NO_DIFF = "no detectable difference at α={alpha:g}"
 #: The verdict of a row that was not tested; its ``note`` starts with "not tested: <reason>".
@@ -191,7 +201,7 @@ def compare_runs(
             )
         records.append(rec)
 
-    feats, why_no_feats = _shared_features(a, b, (label_a, label_b), ja, jb, both_ok, set_names, notes)
+    by_space: dict[str, tuple[Any, str]] = {}  # feature space -> (shared features or None, why not)
     kid_settings = (_kid_settings(a), _kid_settings(b))
     for j, m in enumerate(set_names):
         rec = {"metric": m, "kind": "set", "test": "paired bootstrap over images", "n_nonfinite": 0}
@@ -199,10 +209,15 @@ def compare_runs(
         unavailable = _unavailable_in(m, (label_a, a), (label_b, b))
         if unavailable:
             reason = f"not tested: {fmt.label(m)} unavailable in {unavailable}"
-        elif m not in BOOTSTRAP_SET_METRICS:
+        elif m not in BOOTSTRAP_SET_METRICS + EMBEDDING_BOOTSTRAP_SET_METRICS:
             reason = f"not tested: no bootstrap for {fmt.label(m)} (it needs fits at several N)"
-        elif feats is None:
-            reason = f"not tested: {why_no_feats}"
+        space = feature_space(m) or "inception"
+        if reason is None:
+            if space not in by_space:
+                by_space[space] = _shared_features(a, b, (label_a, label_b), ja, jb, both_ok, set_names, notes, space)
+            feats, why_no_feats = by_space[space]
+            if feats is None:
+                reason = f"not tested: {why_no_feats}"
         elif m in ("p_ids", "u_ids") and ids_n_boot <= 0:
             reason = "not tested: IDS bootstrap disabled (ids_n_boot = 0)"
         if reason is not None:
@@ -221,7 +236,8 @@ def compare_runs(
         else:
             boots = ids_n_boot if m in ("p_ids", "u_ids") else set_n_boot
             r = set_metric_bootstrap(
-                m, *feats, n_boot=boots, alpha=alpha, seed=seed + 100 + j, kid_a=kid_settings[0], kid_b=kid_settings[1]
+                m, *feats, n_boot=boots, alpha=alpha, seed=seed + 100 + j, kid_a=kid_settings[0], kid_b=kid_settings[1],
+                features=space,
             )
             rec.update(
                 n=r.n,
@@ -324,102 +340,6 @@ def _disagreement(row: pd.Series, alpha: float) -> str:
     return f"{note}; {extra}" if note else extra
 
 
-def _set_metrics_to_test(a: Run, b: Run) -> list[str]:
-    """Set metrics either summary lists; FID and KID also whenever both runs saved features."""
-    names = [m for m in SET_METRICS if a.set_metric(m) is not None or b.set_metric(m) is not None]
-    if a.features_dir is not None and b.features_dir is not None:
-        names = [m for m in SET_METRICS if m in names or m in ("fid", "kid")]
-    return names
-
-
-def _kid_settings(run: Run) -> KIDSettings:
-    """The run's KID subsets and seed (summary ``set_metrics.kid.extra``, manifest ``seed``); the
-    runner's defaults where a writer did not record them."""
-    entry = run.set_metric("kid") or {}
-    extra = entry.get("extra") if isinstance(entry.get("extra"), dict) else {}
-    default = KIDSettings()
-    return KIDSettings(
-        subsets=int(extra.get("subsets", default.subsets)),
-        subset_size=int(extra.get("subset_size", default.subset_size)),
-        seed=int(run.manifest.get("seed", default.seed)),
-    )
-
-
-def _unavailable_in(metric: str, *labelled: tuple[str, Run]) -> str:
-    """'A (reason)' for the runs whose summary marks ``metric`` unavailable; '' when none does.
-
-    Such a metric was never computed (missing weights, too few images), so the honest reason is that,
-    not a missing features folder.
-    """
-    by_reason: dict[str, list[str]] = {}
-    for label, run in labelled:
-        entry = run.set_metric(metric)
-        if entry is not None and entry.get("status", "ok") != "ok":
-            why = str(entry.get("reason") or "no reason recorded").removeprefix("unavailable: ")
-            by_reason.setdefault(why.split(" [")[0], []).append(label)  # the details are in the run's summary
-    return "; ".join(f"{' and '.join(labels)}: {why}" for why, labels in by_reason.items())
-
-
-def _shared_features(
-    a: Run,
-    b: Run,
-    labels: tuple[str, str],
-    ja: pd.DataFrame,
-    jb: pd.DataFrame,
-    ok: np.ndarray,
-    set_names: list[str],
-    notes: list[str],
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None, str]:
-    """(fake_a, real_a, fake_b, real_b) of the shared samples both runs scored, from
-    :meth:`Run.load_features`, or None and the reason they cannot be used."""
-    if not set_names:
-        return None, "no set-level metric requested"
-    loaded = []
-    missing: list[str] = []
-    broken: list[str] = []
-    for label, run in zip(labels, (a, b), strict=True):
-        try:
-            loaded.append(run.load_features())
-        except InputError as e:
-            if run.features_dir is None:
-                missing.append(label)
-            else:
-                broken.append(f"{label}: {e.message}")
-    if missing:
-        return None, (
-            f"no saved features in {' and '.join(missing)} (re-run with deep metrics so features/ is written)"
-        )
-    if broken:
-        return None, "unusable features (" + "; ".join(broken) + ")"
-    (fake_a, real_a), (fake_b, real_b) = loaded
-    ia, ib = ja["_pos"].to_numpy()[ok], jb["_pos"].to_numpy()[ok]
-    out = fake_a[ia], real_a[ia], fake_b[ib], real_b[ib]
-    bad = ~(
-        np.isfinite(out[0]).all(1)
-        & np.isfinite(out[1]).all(1)
-        & np.isfinite(out[2]).all(1)
-        & np.isfinite(out[3]).all(1)
-    )
-    if bad.any():
-        notes.append(f"{int(bad.sum())} sample(s) with non-finite features excluded from FID/KID/IDS.")
-        out = tuple(x[~bad] for x in out)  # type: ignore[assignment]
-    if out[0].shape[0] < 3:
-        return None, "fewer than 3 shared samples with features"
-    for label, n_run in ((labels[0], len(a.ok_rows)), (labels[1], len(b.ok_rows))):
-        if out[0].shape[0] != n_run:
-            notes.append(
-                f"Set-level metrics of {label} are recomputed on the {out[0].shape[0]} shared samples "
-                f"with features, not on all {n_run} it scored: they differ from its summary."
-            )
-    if np.max(np.abs(out[1] - out[3])) > 1e-3 * (1 + np.max(np.abs(out[1]))):
-        notes.append(
-            "The two runs' ground-truth features differ (different feature extractor or "
-            "preprocessing?); each run is scored against its own."
-        )
-    return out, ""
-
-
-# --- rendering ----------------------------------------------------------------------------------------
 def verdict_line(row: pd.Series, c: Comparison) -> str:
     m = row["metric"]
     name = fmt.header(m)
