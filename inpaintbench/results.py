@@ -11,8 +11,9 @@ Layout of one run (documented for users in ``results/README.md``)::
       images/              optional PNGs (--save-images)
       partial/             resume state while a run is in progress (chunk files), removed at the end
 
-Every file is written to a temporary name in the same folder and renamed into place, so a killed
-run never leaves a half-written file that a later resume would trust.
+Every file is written to a temporary name in the same folder, fsync'ed and renamed into place
+(:mod:`inpaintbench.atomic`), so a killed run never leaves a half-written file that a later resume
+would trust.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import math
 import os
 import re
-import tempfile
+import tempfile  # noqa: F401 - tests/test_cli.py patches results.tempfile.mkstemp to simulate EACCES
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from inpaintbench.atomic import atomic_write_bytes as _atomic_write_bytes
 from inpaintbench.errors import InputError
 from inpaintbench.masks.bins import BIN_LABELS
 
@@ -44,9 +46,6 @@ SUMMARY = "summary.json"
 PARTIAL = "partial"
 FEATURES = "features"
 IMAGES = "images"
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 #: ``image_sha256``/``hole_sha256`` identify the arrays a row was scored on (see identity.py)
 ROW_COLUMNS = ("sample_id", "image_id", "mask_id", "image_sha256", "hole_sha256", "hole_ratio", "bin", "status",
@@ -63,26 +62,13 @@ def _write_error(path: Path, exc: OSError) -> InputError:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file + rename, with clear errors for full/readonly disks."""
-    path = Path(path)
+    """Write ``data`` to ``path`` atomically (:func:`inpaintbench.atomic.atomic_write_bytes`: temp file,
+    fsync, rename, fsync of the folder; mode 0o666 minus the umask), with clear errors for full or
+    read-only disks."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _atomic_write_bytes(path, data)
     except OSError as exc:
-        raise _write_error(path, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise _write_error(path, exc) from None
+        raise _write_error(Path(path), exc) from None
 
 
 def _json_default(obj: Any) -> Any:

@@ -1,7 +1,7 @@
 """Every external weight file inpaintbench uses: where it comes from, its hash, and where it lives.
 
-Why this exists (user-needs #3): weights are downloaded behind the user's back by torch.hub,
-torchvision and friends, into caches nobody can find offline, and hardly anyone checks a hash.
+Why this exists: weights are otherwise downloaded behind the user's back by torch.hub, torchvision
+and friends, into caches nobody can find offline, and hardly anyone checks a hash.
 Here every file has a registry entry (:class:`WeightSpec`) and is found by :func:`resolve_weights`
 in this order:
 
@@ -9,14 +9,16 @@ in this order:
    (default home ``~/.cache/inpaintbench``), file name = ``spec.filename``;
 2. a per-id environment override ``INPAINTBENCH_WEIGHT_<ID>=/path`` (id upper-cased,
    non-alphanumerics replaced by ``_``);
-3. a download from ``spec.urls`` (temp file, sha256 while streaming, atomic rename), unless offline
-   (``offline=True`` / ``--offline`` / ``INPAINTBENCH_OFFLINE=1``), which never opens a socket.
+3. a download from ``spec.urls`` with ``torch.hub.download_url_to_file`` (temp file in the target
+   folder, sha256 prefix checked while streaming, rename), unless offline (``offline=True`` /
+   ``--offline`` / ``INPAINTBENCH_OFFLINE=1``), which never opens a socket.
 
 A missing file raises :class:`~inpaintbench.errors.WeightsError` naming the id, the expected path,
 the URL(s) or manual instructions, the sha256 and the ``inpaintbench weights import`` command.
 A hash mismatch is refused unless ``allow_unverified`` (then ``verified == "unverified"``, which
-the run manifest records). Hashes of big files are cached in a ``<file>.sha256`` sidecar keyed by
-size and mtime, so a 100 MB file is not re-hashed on every run.
+the run manifest records). Hashes of big files are cached, so a 100 MB file is not re-hashed on every
+run: one JSON record per file in ``$INPAINTBENCH_HOME/cache/hashes/`` (never beside the user's file),
+found by the file's resolved path and valid while its size, mtime, inode and ctime are unchanged.
 
 ``verified`` values: ``True`` (matches the published sha256, or torchvision's published hash
 prefix), ``"recorded"`` (no published hash: the file matches the hash recorded when it was first
@@ -25,21 +27,26 @@ imported/seen — trust on first use), ``"unverified"`` (mismatch accepted by th
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shutil
 import tempfile
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from inpaintbench.errors import UnknownNameError, WeightsError
+from inpaintbench.file_hashes import (
+    cached_sha256,
+    hash_records_dir,
+    read_hash_record,
+    recorded_sha256,
+    sha256_file,
+    stat_fields,
+    write_hash_record,
+)
+from inpaintbench.home import inpaintbench_home
 
-_CHUNK = 1 << 20
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -91,6 +98,13 @@ class ResolvedWeights:
                 "verified": self.verified, "source": self.source}
 
 
+__all__ = [
+    "BUILTIN", "ResolvedWeights", "WeightSpec", "cached_sha256", "default_weights_dir", "env_override_name",
+    "expected_path", "get_weight_spec", "hash_records_dir", "import_weights", "inpaintbench_home", "is_offline",
+    "list_weights", "read_hash_record", "recorded_sha256", "register_weights", "resolve_weights", "sha256_file",
+    "unregister_weights", "weights_status", "write_hash_record",
+]
+
 _REGISTRY: dict[str, WeightSpec] = {}
 
 
@@ -122,11 +136,6 @@ def get_weight_spec(weight_id: str) -> WeightSpec:
 # --------------------------------------------------------------------------- locations
 
 
-def inpaintbench_home() -> Path:
-    """``$INPAINTBENCH_HOME`` (unset or empty: ``~/.cache/inpaintbench``); used by every cache."""
-    return Path(os.environ.get("INPAINTBENCH_HOME") or "~/.cache/inpaintbench").expanduser()
-
-
 def default_weights_dir() -> Path:
     return inpaintbench_home() / "weights"
 
@@ -146,82 +155,6 @@ def expected_path(weight_id: str, weights_dir: str | os.PathLike[str] | None = N
     spec = get_weight_spec(weight_id)
     folder = Path(weights_dir).expanduser() if weights_dir else default_weights_dir()
     return folder / spec.filename
-
-
-# --------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _fallback_sidecar(path: Path) -> Path:
-    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
-    return default_weights_dir() / ".sidecars" / f"{key}.sha256"
-
-
-def _read_sidecar(path: Path) -> dict[str, Any]:
-    for sc in (_sidecar(path), _fallback_sidecar(path)):
-        try:
-            data = json.loads(sc.read_text())
-            if isinstance(data, dict):
-                return data
-        except (OSError, ValueError):
-            continue
-    return {}
-
-
-def _write_sidecar(path: Path, data: dict[str, Any]) -> None:
-    """Atomic; next to the file, or in the home's fallback folder when that is read-only."""
-    text = json.dumps(data, indent=1, sort_keys=True)
-    for sc in (_sidecar(path), _fallback_sidecar(path)):
-        try:
-            sc.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=sc.parent, prefix=sc.name + ".", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, sc)
-            return
-        except OSError:
-            continue
-
-
-def cached_sha256(path: str | os.PathLike[str], rehash: bool = False) -> str:
-    """sha256 of ``path``, reusing the sidecar when size and mtime are unchanged (unless ``rehash``)."""
-    p = Path(path)
-    st = p.stat()
-    side = _read_sidecar(p)
-    # Inode and ctime too: a file replaced by another one of the same size and mtime (a hard link to
-    # another snapshot, `cp -p`) must be re-hashed, or a changed checkpoint would keep its old identity.
-    if (not rehash and side.get("size") == st.st_size and side.get("mtime_ns") == st.st_mtime_ns
-            and side.get("ino") == st.st_ino and side.get("ctime_ns") == st.st_ctime_ns and side.get("sha256")):
-        return str(side["sha256"])
-    digest = sha256_file(p)
-    side.update(sha256=digest, size=st.st_size, mtime_ns=st.st_mtime_ns, ino=st.st_ino, ctime_ns=st.st_ctime_ns)
-    _write_sidecar(p, side)
-    return digest
-
-
-def recorded_sha256(path: str | os.PathLike[str]) -> str | None:
-    """The sha256 recorded for ``path`` by an earlier check, if the file is unchanged since; never hashes
-    (for listings such as ``inpaintbench env`` that must stay instant)."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except OSError:
-        return None
-    side = _read_sidecar(p)
-    if side.get("size") == st.st_size and side.get("mtime_ns") == st.st_mtime_ns and side.get("sha256"):
-        return str(side["sha256"])
-    return None
 
 
 # --------------------------------------------------------------------------- verification
@@ -252,11 +185,11 @@ def _verify(spec: WeightSpec, path: Path, allow_unverified: bool, source: str,
     if published is not None:
         ok, expected = published, spec.sha256 or f"{spec.sha256_prefix}…"
     else:  # nothing published: trust on first use, and catch later changes to the file
-        side = _read_sidecar(path)
-        recorded = side.get("recorded_sha256")
+        record = read_hash_record(path)
+        recorded = record.get("recorded_sha256")
         if recorded is None:
-            side["recorded_sha256"] = digest
-            _write_sidecar(path, side)
+            record["recorded_sha256"] = digest
+            write_hash_record(path, record)
             recorded = digest
         ok, expected, verified = recorded == digest, f"{recorded} (recorded at import)", "recorded"
     if not ok:
@@ -285,60 +218,43 @@ def _missing_error(spec: WeightSpec, path: Path, why: str) -> WeightsError:
 # --------------------------------------------------------------------------- download
 
 
+_HUB_MISMATCH = re.compile(r'got "([0-9a-f]{64})"')
+
+
 def _download(spec: WeightSpec, dest: Path, progress: bool = True) -> None:
-    """Fetch to a temp file in ``dest``'s folder, hash while streaming, rename atomically."""
+    """Fetch ``spec`` to ``dest`` with ``torch.hub.download_url_to_file``: it streams into a temp file
+    in ``dest``'s folder, checks the sha256 (``hash_prefix``: the full published hash or torchvision's
+    prefix) and only then renames it into place. URLs are tried in order."""
+    from torch.hub import download_url_to_file  # lazily: the registry itself stays torch-free
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     for url in spec.urls:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-        tmp = Path(tmp_name)
         try:
-            h = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                req = urllib.request.Request(url, headers={"User-Agent": "inpaintbench"})
-                with urllib.request.urlopen(req, timeout=60) as resp:
-                    total = int(resp.headers.get("Content-Length") or 0) or spec.size
-                    for chunk in _progress_chunks(resp, total, spec.id, progress):
-                        h.update(chunk)
-                        out.write(chunk)
-            digest = h.hexdigest()
-            if _hash_ok(spec, digest) is False:
-                raise WeightsError(
-                    f"download of {spec.id!r} from {url} has sha256 {digest}, expected "
-                    f"{_expected_hash_text(spec)}",
-                    "the server copy changed or is corrupt; try again, or import a known-good copy",
-                )
-            os.replace(tmp, dest)
-            st = dest.stat()
-            side = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "source": url}
-            if _hash_ok(spec, digest) is None:
-                side["recorded_sha256"] = digest
-            _write_sidecar(dest, side)
-            return
-        except WeightsError:
-            raise
+            download_url_to_file(url, str(dest), hash_prefix=spec.sha256 or spec.sha256_prefix, progress=progress)
+        except RuntimeError as e:
+            if "invalid hash value" not in str(e):
+                raise
+            got = _HUB_MISMATCH.search(str(e))
+            raise WeightsError(
+                f"download of {spec.id!r} from {url} has sha256 {got.group(1) if got else '(another value)'}, "
+                f"expected {_expected_hash_text(spec)}",
+                "the server copy changed or is corrupt; try again, or import a known-good copy",
+            ) from None
         except (OSError, ValueError) as e:  # URLError is an OSError; bad URLs raise ValueError
             errors.append(f"{url}: {e}")
-        finally:
-            tmp.unlink(missing_ok=True)
+            continue
+        digest = cached_sha256(dest)
+        record = read_hash_record(dest)
+        record["source"] = url
+        if _hash_ok(spec, digest) is None:
+            record["recorded_sha256"] = digest
+        write_hash_record(dest, record)
+        return
     raise WeightsError(
         f"could not download weights {spec.id!r}: " + "; ".join(errors),
         f"download it by hand and run `inpaintbench weights import {spec.id} PATH`",
     )
-
-
-def _progress_chunks(resp: Any, total: int | None, label: str, progress: bool) -> Iterator[bytes]:
-    if not progress:
-        yield from iter(lambda: resp.read(_CHUNK), b"")
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), transient=True) as bar:
-        task = bar.add_task(label, total=total or None)
-        for chunk in iter(lambda: resp.read(_CHUNK), b""):
-            bar.update(task, advance=len(chunk))
-            yield chunk
 
 
 # --------------------------------------------------------------------------- public API
@@ -417,10 +333,8 @@ def import_weights(
         finally:
             if tmp.is_symlink() or tmp.exists():
                 tmp.unlink()
-    st = dest.stat()
-    side = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "source": str(src.resolve()), "recorded_sha256": digest}
-    _write_sidecar(dest, side)
+    write_hash_record(dest, {"sha256": digest, **stat_fields(dest.stat()), "source": str(src.resolve()),
+                             "recorded_sha256": digest})
     verified: bool | str = "unverified" if ok is False else (True if ok else "recorded")
     return ResolvedWeights(spec.id, dest, digest, verified, "import")
 

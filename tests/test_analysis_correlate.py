@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from analysis_fixture import golden_set, metric_values, write_run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as sps
 from test_analysis_leaderboard import check_golden
 
@@ -100,3 +102,30 @@ def test_golden_correlations_csv(tmp_path: Path) -> None:
 def test_bad_method(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown correlation method"):
         correlation_table(load_runs([write_run(tmp_path, "a")]), methods=("cosine",))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(4, 200),
+    slope=st.floats(-3, 3, allow_nan=False),
+    seed=st.integers(0, 2**32 - 1),
+    alpha=st.sampled_from([0.01, 0.05, 0.1]),
+)
+def test_pearson_ci_equals_scipy_confidence_interval(n: int, slope: float, seed: int, alpha: float) -> None:
+    """Our Pearson CI (Fisher z, se = 1/sqrt(n-3)) is scipy's ``pearsonr(...).confidence_interval()``.
+
+    Both are tanh(atanh(r) -+ z_{1-alpha/2} / sqrt(n-3)) of the same r, so they may differ only by the
+    rounding of a few float64 operations: atanh/tanh amplify an ulp of r by at most 1/(1-r^2) before
+    tanh contracts it again; 1e-12 absolute is far above that and far below any real difference.
+    (Where n <= 3 scipy returns (-1, 1) and we return NaN: the CI is undefined there; not compared.)
+    """
+    from inpaintbench.analysis.stats import correlation
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    y = slope * x + rng.normal(size=n)
+    ours = correlation(x, y, "pearson", alpha=alpha)
+    ci = sps.pearsonr(x, y).confidence_interval(confidence_level=1 - alpha)
+    assert abs(ours.r) < 1
+    assert ours.ci_low == pytest.approx(ci.low, abs=1e-12)
+    assert ours.ci_high == pytest.approx(ci.high, abs=1e-12)

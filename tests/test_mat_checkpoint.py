@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 import io
 import json
 import os
@@ -411,3 +412,20 @@ def test_non_mat_files_are_rejected(tmp_path) -> None:
     nog.write_bytes(buf.getvalue())
     with pytest.raises(WeightsError, match="no 'G_ema'"):
         read_mat_checkpoint(nog)
+
+
+def test_loading_writes_nothing_beside_the_users_file(official_pkl, nets, tmp_path, isolated_home,
+                                                     monkeypatch) -> None:
+    """The sha256 of a loaded checkpoint is recorded in $INPAINTBENCH_HOME/cache, never next to the file."""
+    folder = tmp_path / "user"
+    folder.mkdir()
+    pkl = folder / "official.pkl"
+    pkl.write_bytes(Path(official_pkl).read_bytes())
+    pth = folder / "g.pth"
+    torch.save(nets[0].state_dict(), pth)
+    before = sorted(p.name for p in folder.iterdir())
+    for path in (pkl, pth, pkl):
+        ck = read_mat_checkpoint(path)
+        assert ck.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert len(list((isolated_home / "cache" / "hashes").glob("*.json"))) == 2

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+import inpaintbench.metrics.fid as fidm  # the module (inpaintbench.metrics.fid is also a function name)
 from inpaintbench.distributed import gather_features
 from inpaintbench.errors import InputError, UnknownNameError, WeightsError
-import inpaintbench.metrics.fid as fidm  # the module (inpaintbench.metrics.fid is also a function name)
 from inpaintbench.metrics.feature_cache import FeatureCache, ids_digest, reference_key
 from inpaintbench.metrics.ids import inception_discriminative_scores
 from inpaintbench.metrics.kid import kernel_inception_distance

@@ -1,9 +1,10 @@
-"""Weights registry: resolution order, hashes, sidecar cache, offline mode, download, import, CLI."""
+"""Weights registry: resolution order, hashes, hash records in the cache, offline mode, download, import, CLI."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import re
 import threading
@@ -13,7 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from inpaintbench import cli_weights
+from inpaintbench import cli_weights, file_hashes
 from inpaintbench import weights as W
 from inpaintbench.errors import UnknownNameError, WeightsError
 
@@ -107,16 +108,24 @@ def test_hash_mismatch_refused_unless_allowed(spec: W.WeightSpec, tmp_path: Path
     assert r.to_manifest()["verified"] == "unverified"
 
 
-def test_hash_is_cached_in_sidecar_until_file_changes(spec: W.WeightSpec, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch):
+def test_hash_is_cached_in_the_home_until_file_changes(spec: W.WeightSpec, tmp_path: Path, isolated_home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch):
     path = _write(tmp_path / "test-net.pth")
     calls = []
-    real = W.sha256_file
-    monkeypatch.setattr(W, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = file_hashes.sha256_file
+    monkeypatch.setattr(file_hashes, "sha256_file", lambda p: calls.append(p) or real(p))
     for _ in range(3):
         assert W.resolve_weights("test-net", weights_dir=tmp_path).verified is True
     assert len(calls) == 1
-    assert (tmp_path / "test-net.pth.sha256").is_file()
+    # The record lives in the cache directory, keyed by the resolved path; nothing is written beside the file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "test-net.pth"]
+    (record,) = (isolated_home / "cache" / "hashes").glob("*.json")
+    data = json.loads(record.read_text())
+    st = path.stat()
+    assert data["path"] == str(path.resolve()) and data["sha256"] == DIGEST
+    assert (data["size"], data["mtime_ns"], data["ino"], data["ctime_ns"]) == (
+        st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    assert W.recorded_sha256(path) == DIGEST
     # Same size, new content and mtime: re-hashed and caught.
     path.write_bytes(b"X" + PAYLOAD[1:])
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
@@ -147,20 +156,21 @@ def test_offline_never_touches_the_network_and_explains(
     assert no_network
 
 
-def test_download_from_file_url_is_atomic_and_verified(isolated_home: Path, tmp_path: Path):
+def test_download_from_file_url_is_atomic_and_verified(isolated_home: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch):
     src = _write(tmp_path / "served" / "w.bin")
     good = W.WeightSpec(id="test-dl", filename="w.pth", urls=(src.as_uri(),), sha256=DIGEST)
     W.register_weights(good)
     try:
         r = W.resolve_weights("test-dl", weights_dir=tmp_path / "cache", progress=False)
         assert (r.verified, r.source, r.path.read_bytes()) == (True, "download", PAYLOAD)
-        assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["w.pth", "w.pth.sha256"]
+        assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["w.pth"]  # no sidecar beside it
         bad = W.WeightSpec(id="test-dl", filename="w2.pth", urls=(src.as_uri(),), sha256="0" * 64)
         W.register_weights(bad, replace=True)
         with pytest.raises(WeightsError, match="has sha256"):
             W.resolve_weights("test-dl", weights_dir=tmp_path / "cache", progress=False)
         assert not (tmp_path / "cache" / "w2.pth").exists()
-        assert not list((tmp_path / "cache").glob("*.part"))
+        assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["w.pth"]  # no partial download left
     finally:
         W.unregister_weights("test-dl")
 
@@ -282,3 +292,14 @@ def test_weights_cli_knows_the_model_packages_weight_ids(capsys: pytest.CaptureF
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "migan_256_places2.pt" in out.stdout
+
+
+def test_records_written_beside_files_by_older_versions_are_still_honoured(
+        manual_spec: W.WeightSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Trust on first use survives the move of hash records into the cache directory."""
+    path = _write(tmp_path / "manual.pkl", b"changed since first use")
+    old = {"sha256": DIGEST, "size": 1, "mtime_ns": 1, "recorded_sha256": DIGEST}
+    (tmp_path / "manual.pkl.sha256").write_text(json.dumps(old))
+    with pytest.raises(WeightsError, match="recorded at import"):
+        W.resolve_weights("test-manual", weights_dir=tmp_path, offline=True)
+    assert W.read_hash_record(path)["recorded_sha256"] == DIGEST

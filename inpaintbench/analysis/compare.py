@@ -1,7 +1,7 @@
 """Is run A different from run B? Paired tests on the samples both runs scored.
 
-(About 500 lines: the comparison, its verdict rules and its four renderings belong together; the
-set-metric inputs live in :mod:`inpaintbench.analysis.compare_sets`.)
+Lines: about 520, because the comparison, its verdict rules and its four renderings belong together;
+the set-metric inputs live in :mod:`inpaintbench.analysis.compare_sets`.
 
 Per-image metrics: Wilcoxon signed-rank test and a paired bootstrap CI of the mean difference, with
 Holm's correction across all metrics tested. Set-level metrics (FID, KID, IDS): a paired bootstrap

@@ -17,17 +17,13 @@ import pandas as pd
 from scipy import stats as sps
 
 from inpaintbench.analysis import fmt
-from inpaintbench.analysis.leaderboard import leaderboard_table
-from inpaintbench.analysis.load import Run, load_runs
+from inpaintbench.analysis.load import Run, as_runs
 from inpaintbench.analysis.stats import DEFAULT_ALPHA, correlation
+from inpaintbench.analysis.tables import leaderboard_table
 from inpaintbench.errors import InputError
 from inpaintbench.metrics.info import is_higher_better
 
 METHODS = ("pearson", "spearman", "kendall")
-
-
-def _as_runs(runs: Sequence[Run | str | os.PathLike[str]]) -> list[Run]:
-    return list(runs) if all(isinstance(r, Run) for r in runs) else load_runs(runs)  # type: ignore[arg-type]
 
 
 def variables(run: Run, metrics: Sequence[str] | None = None) -> list[str]:
@@ -49,7 +45,7 @@ def correlation_table(
     One row per run, pair of variables (per-image metrics and hole ratio) and method, over the
     run's successful samples; pairs with a non-finite value are excluded and counted.
     """
-    runs = _as_runs(runs)
+    runs = as_runs(runs)
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise InputError(
@@ -105,7 +101,7 @@ def metric_ranks(
     metrics: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Rank of each run (rows) under each metric (columns): 1 = best, ties share the mean rank."""
-    runs = _as_runs(runs)
+    runs = as_runs(runs)
     lb = leaderboard_table(runs, allow_mixed=allow_mixed)
     ms = [m for m in (metrics or lb.attrs["metrics"]) if m in lb.columns]
     ranks = {}

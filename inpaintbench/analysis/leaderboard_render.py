@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from inpaintbench.analysis import fmt
+from inpaintbench.analysis.html_page import html_page
 from inpaintbench.analysis.load import PER_IMAGE_METRICS, SET_METRICS
 from inpaintbench.analysis.ranking import RULE
 from inpaintbench.masks.bins import BIN_LABELS
@@ -263,49 +264,55 @@ def leaderboard_html(df: pd.DataFrame, bins: pd.DataFrame | None = None) -> str:
     if notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
     if bins is not None and not bins.empty:
-        cols = _bin_cols(bins)
-        parts.append("<h3>Samples per hole-ratio bin</h3>")
+        parts.append(bins_html(bins))
+    return "\n".join(parts)
+
+
+def bins_html(bins: pd.DataFrame) -> str:
+    """HTML fragment of the per-bin tables alone: samples per bin, then one table per metric."""
+    e = fmt.html_escape
+    parts: list[str] = []
+    cols = _bin_cols(bins)
+    parts.append("<h3>Samples per hole-ratio bin</h3>")
+    parts.append(
+        '<div class="scroll"><table class="bins"><thead><tr><th>Model</th>'
+        + "".join(f"<th>{e(c)}</th>" for c in cols)
+        + "</tr></thead><tbody>"
+    )
+    for model, counts in _bin_counts(bins):
+        parts.append(
+            f'<tr><td class="model">{e(model)}</td>'
+            + "".join(f'<td class="num">{counts.get(c, 0)}</td>' for c in cols)
+            + "</tr>"
+        )
+    parts.append("</tbody></table></div>")
+    for m in bins.attrs.get("metrics") or list(dict.fromkeys(bins["metric"])):
+        cols, grid = _bin_grid(bins, m)
+        parts.append(f"<h3>{e(fmt.header(m))} by hole-ratio bin</h3>")
         parts.append(
             '<div class="scroll"><table class="bins"><thead><tr><th>Model</th>'
             + "".join(f"<th>{e(c)}</th>" for c in cols)
             + "</tr></thead><tbody>"
         )
-        for model, counts in _bin_counts(bins):
-            parts.append(
-                f'<tr><td class="model">{e(model)}</td>'
-                + "".join(f'<td class="num">{counts.get(c, 0)}</td>' for c in cols)
-                + "</tr>"
-            )
+        for model, cells in grid:
+            tds = [f'<td class="model">{e(model)}</td>']
+            for c in cols:
+                r = cells.get(c)
+                if r is None:
+                    tds.append('<td class="num">—</td>')
+                    continue
+                cls = "num best" if r["best"] else ("num tied" if r["tied"] else "num")
+                shown = _marked(fmt.num(r["mean"], m), r["best"], r["tied"], "html")
+                tds.append(
+                    f'<td class="{cls}">{e(shown)}<br><span class="ci">'
+                    f"{e(fmt.ci(r['ci_low'], r['ci_high'], m))}</span></td>"
+                )
+            parts.append("<tr>" + "".join(tds) + "</tr>")
         parts.append("</tbody></table></div>")
-        for m in bins.attrs.get("metrics") or list(dict.fromkeys(bins["metric"])):
-            cols, grid = _bin_grid(bins, m)
-            parts.append(f"<h3>{e(fmt.header(m))} by hole-ratio bin</h3>")
-            parts.append(
-                '<div class="scroll"><table class="bins"><thead><tr><th>Model</th>'
-                + "".join(f"<th>{e(c)}</th>" for c in cols)
-                + "</tr></thead><tbody>"
-            )
-            for model, cells in grid:
-                tds = [f'<td class="model">{e(model)}</td>']
-                for c in cols:
-                    r = cells.get(c)
-                    if r is None:
-                        tds.append('<td class="num">—</td>')
-                        continue
-                    cls = "num best" if r["best"] else ("num tied" if r["tied"] else "num")
-                    shown = _marked(fmt.num(r["mean"], m), r["best"], r["tied"], "html")
-                    tds.append(
-                        f'<td class="{cls}">{e(shown)}<br><span class="ci">'
-                        f"{e(fmt.ci(r['ci_low'], r['ci_high'], m))}</span></td>"
-                    )
-                parts.append("<tr>" + "".join(tds) + "</tr>")
-            parts.append("</tbody></table></div>")
     return "\n".join(parts)
 
 
 def _render_html(df: pd.DataFrame, bins: pd.DataFrame | None) -> str:
-    from inpaintbench.analysis.report import html_page
-
     return html_page("inpaintbench leaderboard", "<h1>Leaderboard</h1>\n" + leaderboard_html(df, bins))
 
 

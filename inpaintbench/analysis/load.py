@@ -370,6 +370,14 @@ def load_runs(paths: Iterable[str | os.PathLike[str] | Run]) -> list[Run]:
     return runs
 
 
+def as_runs(runs: Sequence[Run | str | os.PathLike[str]]) -> list[Run]:
+    """``runs`` as a list of :class:`Run`: loaded ones are kept as they are (labels included),
+    otherwise everything goes through :func:`load_runs`."""
+    if all(isinstance(r, Run) for r in runs):
+        return list(runs)  # type: ignore[arg-type]
+    return load_runs(runs)
+
+
 def assign_labels(runs: Sequence[Run]) -> None:
     """Model name as label; when names collide, add what tells them apart: the mask set if that
     differs, else the run id (then a counter as a last resort)."""

@@ -1,130 +1,61 @@
 """Figures: metric by hole-ratio bin, training curves, comparison grids, scatter matrix, heatmaps.
 
-One style for all of them (Okabe-Ito colours with distinct markers, so lines stay apart for
-colour-blind readers and in greyscale print). Figures are built on ``matplotlib.figure.Figure``
-directly (Agg canvas), never through pyplot, so nothing here touches global backend state.
+Rendering only. The style and saving are in :mod:`inpaintbench.analysis.figures`, the training-log
+parser in :mod:`~inpaintbench.analysis.training_log`, ground truth and sample selection for grids in
+:mod:`~inpaintbench.analysis.samples`, and the OLS band in :mod:`~inpaintbench.analysis.fits`; their
+public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
-import io
-import json
 import math
 import os
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
 from inpaintbench.analysis import fmt
-from inpaintbench.analysis.leaderboard import bins_table
-from inpaintbench.analysis.load import PER_IMAGE_METRICS, Run, load_runs
+from inpaintbench.analysis.figures import (
+    FIGURE_FORMATS,
+    MARKERS,
+    OKABE_ITO,
+    STYLE,
+    color,
+    figure_bytes,
+    grid_shape,
+    legend,
+    marker,
+    new_figure,
+    save_figure,
+    style,
+)
+from inpaintbench.analysis.fits import poly_fit_band
+from inpaintbench.analysis.load import PER_IMAGE_METRICS, Run, as_runs
+from inpaintbench.analysis.samples import (
+    DatasetGroundTruth,
+    GroundTruth,
+    dataset_ground_truth,
+    masked_input,
+    read_png,
+    select_samples,
+)
+from inpaintbench.analysis.tables import bins_table
+from inpaintbench.analysis.training_log import X_KEYS, read_training_log, select_training_keys, training_keys
 from inpaintbench.errors import InputError
 from inpaintbench.metrics.info import METRICS, is_higher_better
-from inpaintbench.results import atomic_write_bytes
 
-#: Okabe & Ito (2008) colour-blind-safe palette, yellow last (weak on white).
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#000000", "#F0E442")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-FIGURE_FORMATS = ("png", "svg", "pdf")
-
-STYLE: dict[str, Any] = {
-    "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.labelsize": 10,
-    "xtick.labelsize": 9,
-    "ytick.labelsize": 9,
-    "legend.fontsize": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.color": "#dddddd",
-    "grid.linewidth": 0.6,
-    "axes.axisbelow": True,
-    "axes.prop_cycle": mpl.cycler(color=list(OKABE_ITO)),
-    "figure.dpi": 100,
-    "savefig.dpi": 150,
-    "savefig.bbox": "tight",
-    "svg.fonttype": "none",
-    "font.family": "DejaVu Sans",
-}
-
-
-@contextlib.contextmanager
-def style() -> Iterator[None]:
-    with mpl.rc_context(STYLE):
-        yield
-
-
-def color(i: int) -> str:
-    return OKABE_ITO[i % len(OKABE_ITO)]
-
-
-def marker(i: int) -> str:
-    return MARKERS[i % len(MARKERS)]
-
-
-def new_figure(width: float, height: float) -> Figure:
-    with style():
-        return Figure(figsize=(width, height), layout="constrained")
-
-
-def figure_bytes(fig: Figure, fmt_name: str = "png") -> bytes:
-    with style():
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt_name)
-    return buf.getvalue()
-
-
-def save_figure(fig: Figure, path: str | os.PathLike[str], also: Sequence[str] = ()) -> list[Path]:
-    """Write ``fig`` to ``path`` (format from its suffix) and to the same stem in each of ``also``.
-
-    Writes are atomic. Returns the paths written.
-    """
-    path = Path(path)
-    ext = path.suffix.lower().lstrip(".")
-    if ext not in FIGURE_FORMATS:
-        raise InputError(
-            f"cannot write a figure as {path.name!r}",
-            f"use a file name ending in one of: {', '.join('.' + f for f in FIGURE_FORMATS)}",
-        )
-    written = []
-    for f in [ext] + [a for a in also if a != ext]:
-        if f not in FIGURE_FORMATS:
-            raise InputError(f"unknown figure format {f!r}", f"use one of: {', '.join(FIGURE_FORMATS)}")
-        p = path.with_suffix("." + f)
-        atomic_write_bytes(p, figure_bytes(fig, f))
-        written.append(p)
-    return written
-
-
-def _as_runs(runs: Sequence[Run | str | os.PathLike[str]]) -> list[Run]:
-    return list(runs) if all(isinstance(r, Run) for r in runs) else load_runs(runs)  # type: ignore[arg-type]
-
-
-def _grid_shape(k: int, max_cols: int = 3) -> tuple[int, int]:
-    cols = min(k, max_cols)
-    return math.ceil(k / cols), cols
-
-
-def _legend(fig: Figure, handles: list[Any], labels: list[str], markerscale: float = 1.0) -> None:
-    if handles:
-        fig.legend(
-            handles,
-            labels,
-            loc="outside lower center",
-            ncols=min(len(labels), 4),
-            frameon=False,
-            markerscale=markerscale,
-        )
+__all__ = [
+    "FIGURE_FORMATS", "MARKERS", "OKABE_ITO", "STYLE", "DatasetGroundTruth", "GroundTruth", "color",
+    "dataset_ground_truth", "figure_bytes", "fmt_bins", "marker", "new_figure", "plot_bins",
+    "plot_correlation_heatmap", "plot_correlations", "plot_grid", "plot_training", "poly_fit_band",
+    "read_training_log", "save_figure", "select_samples", "style",
+]
 
 
 # --- metric by hole-ratio bin ------------------------------------------------------------------------
@@ -134,7 +65,7 @@ def plot_bins(
     allow_mixed: bool = False,
 ) -> Figure:
     """One panel per metric: mean and 95% CI per hole-ratio bin, one line per run."""
-    runs = _as_runs(runs)
+    runs = as_runs(runs)
     bins = bins_table(runs, allow_mixed=allow_mixed, metrics=metrics)
     if bins.empty:
         raise InputError(
@@ -143,7 +74,7 @@ def plot_bins(
         )
     ms = list(dict.fromkeys(bins["metric"]))
     labels = [b for b in fmt_bins(bins)]
-    rows, cols = _grid_shape(len(ms))
+    rows, cols = grid_shape(len(ms))
     fig = new_figure(4.0 * cols, 3.0 * rows + 0.6)
     with style():
         axes = fig.subplots(rows, cols, squeeze=False)
@@ -176,7 +107,7 @@ def plot_bins(
         for ax in axes.ravel()[len(ms) :]:
             ax.set_visible(False)
         fig.suptitle("Metrics by hole-ratio bin (mean, 95% bootstrap CI)")
-        _legend(fig, handles, models)
+        legend(fig, handles, models)
     return fig
 
 
@@ -188,105 +119,6 @@ def fmt_bins(bins: pd.DataFrame) -> list[str]:
 
 
 # --- training curves ---------------------------------------------------------------------------------
-_X_KEYS = ("kimg", "tick", "step", "epoch")
-
-
-def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k, v in obj.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, bool):
-            continue
-        elif isinstance(v, (int, float)):
-            out[key] = float(v)
-        elif isinstance(v, str) and v.lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
-            out[key] = float(v)
-    return out
-
-
-def read_training_log(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """A trainer's ``metrics.jsonl`` as a DataFrame of numeric keys (nested keys as ``val.psnr``).
-
-    Tolerant by design: blank or broken lines (a run killed mid-write) and non-numeric values are
-    skipped; ``df.attrs["skipped"]`` counts the skipped lines.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.jsonl"
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        raise InputError(
-            f"{path} does not exist", "pass a trainer's metrics.jsonl (or its run folder)"
-        ) from None
-    records, skipped = [], 0
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            skipped += 1
-            continue
-        if not isinstance(obj, dict):
-            skipped += 1
-            continue
-        flat = _flatten(obj)
-        if flat:
-            records.append(flat)
-        else:
-            skipped += 1
-    df = pd.DataFrame.from_records(records)
-    if df.empty:
-        raise InputError(f"{path} has no numeric records", "pass a metrics.jsonl written by the trainer")
-    df.attrs["skipped"] = skipped
-    df.attrs["path"] = str(path)
-    return df
-
-
-def _training_keys(frames: Sequence[pd.DataFrame], x: str | None) -> list[str]:
-    keys = list(dict.fromkeys(k for f in frames for k in f.columns if k != x and k not in _X_KEYS))
-
-    def order(k: str) -> tuple[int, int, str]:
-        leaf = k.split(".")[-1]
-        metric_pos = list(METRICS).index(leaf) if leaf in METRICS else len(METRICS)
-        group = 0 if k.startswith("val.") else 1 if k.startswith("loss.") else 2
-        return group, metric_pos, k
-
-    return sorted(keys, key=order)
-
-
-#: bookkeeping columns of the trainer's log: plotted only when asked for by name or pattern
-_TRAINING_BOOKKEEPING = ("iteration", "nimg", "time_s", "world_size", "sec_per_tick")
-
-
-def _select_training_keys(available: list[str], keys: Sequence[str] | None) -> list[str]:
-    """Which panels to draw: the keys (or ``fnmatch`` patterns such as ``loss.*``) asked for; by default
-    the validation metrics (the seed paper's Figure 1), or the losses when no validation ran yet."""
-    if keys:
-        chosen: list[str] = []
-        missing = []
-        for k in keys:
-            hits = [a for a in available if fnmatch.fnmatchcase(a, k)]
-            if not hits:
-                missing.append(k)
-            chosen.extend(h for h in hits if h not in chosen)
-        if missing:
-            raise InputError(
-                f"key(s) {', '.join(missing)} not in the training log(s)",
-                f"use some of: {', '.join(available)} (patterns such as 'loss.*' work too)",
-            )
-        return chosen
-    for prefix in ("val.", "loss."):
-        picked = [a for a in available if a.startswith(prefix)]
-        if picked:
-            return picked
-    return [a for a in available if a not in _TRAINING_BOOKKEEPING and not a.startswith("best.")]
-
-
 def _training_title(key: str) -> str:
     parts = key.split(".")
     leaf = parts[-1]
@@ -307,15 +139,15 @@ def plot_training(
         labels = [Path(f.attrs["path"]).parent.name or Path(f.attrs["path"]).stem for f in frames]
         if len(set(labels)) < len(labels):
             labels = [f.attrs["path"] for f in frames]
-    x = next((k for k in _X_KEYS if any(k in f.columns for f in frames)), None)
-    available = _training_keys(frames, x)
-    available = _select_training_keys(available, keys)
+    x = next((k for k in X_KEYS if any(k in f.columns for f in frames)), None)
+    available = training_keys(frames, x)
+    available = select_training_keys(available, keys)
     if not available:
         raise InputError(
             "the training log(s) have no numeric values to plot besides the x axis",
             "check that the trainer writes val/loss numbers",
         )
-    rows, cols = _grid_shape(len(available), 3)
+    rows, cols = grid_shape(len(available), 3)
     fig = new_figure(4.0 * cols, 2.8 * rows + 0.6)
     with style():
         axes = fig.subplots(rows, cols, squeeze=False)
@@ -347,105 +179,11 @@ def plot_training(
         for ax in axes.ravel()[len(available) :]:
             ax.set_visible(False)
         fig.suptitle("Training curves")
-        _legend(fig, handles, [h.get_label() for h in handles])
+        legend(fig, handles, [h.get_label() for h in handles])
     return fig
 
 
 # --- comparison grids ------------------------------------------------------------------------------
-GroundTruth = Callable[[Run, str], "np.ndarray | None"]
-
-
-class DatasetGroundTruth:
-    """Ground truth reloaded from each run's dataset spec (cached per spec); None when unavailable.
-
-    ``reason`` holds why the last dataset could not be opened (shown under the grid).
-    """
-
-    def __init__(self) -> None:
-        self.cache: dict[tuple[Any, ...], dict[str, Any] | None] = {}
-        self.reason: str | None = None
-
-    def _open(self, ds: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            from inpaintbench import datasets
-        except ImportError as exc:  # pragma: no cover - the module ships with the package
-            self.reason = str(exc)
-            return None
-        spec = ds.get("spec") or ds.get("name")
-        kwargs: dict[str, Any] = {}
-        if isinstance(ds.get("resolution"), int):
-            kwargs["resolution"] = ds["resolution"]
-        if ds.get("resize_policy") in getattr(datasets, "RESIZE_POLICIES", ()):
-            kwargs["resize_policy"] = ds["resize_policy"]
-        try:
-            d = datasets.load_dataset(spec, **kwargs)
-            return {"ds": d, "index": {str(i): k for k, i in enumerate(d.ids)}}
-        except Exception as exc:  # any failure: the grid is drawn without the ground-truth column
-            self.reason = f"dataset {spec!r} could not be reloaded: {getattr(exc, 'message', exc)}"
-            return None
-
-    def __call__(self, run: Run, image_id: str) -> np.ndarray | None:
-        ds = run.manifest.get("dataset") or {}
-        key = (ds.get("spec"), ds.get("name"), ds.get("resolution"), ds.get("resize_policy"))
-        if key not in self.cache:
-            self.cache[key] = self._open(ds)
-        entry = self.cache[key]
-        if entry is None:
-            return None
-        idx = entry["index"].get(image_id)
-        return None if idx is None else np.asarray(entry["ds"][idx][1])
-
-
-def dataset_ground_truth() -> GroundTruth:
-    return DatasetGroundTruth()
-
-
-def _read_png(path: Path | None) -> np.ndarray | None:
-    if path is None:
-        return None
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB") if im.mode not in ("L", "1") else im.convert("L"))
-
-
-def _masked_input(gt: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray | None:
-    """Ground truth with the hole painted grey (used when the run did not save ``_input.png``)."""
-    if gt is None or mask is None:
-        return None
-    hole = mask > 127 if mask.ndim == 2 else mask[..., 0] > 127
-    out = gt.copy()
-    out[hole] = 128
-    return out
-
-
-def select_samples(
-    runs: Sequence[Run], metric: str | None = None, n: int = 3
-) -> tuple[list[str], list[str], str]:
-    """Sample ids where the runs differ most and least on ``metric`` (spread = max − min over runs).
-
-    Only samples that every run scored successfully with a finite value are considered. Returns
-    (most, least, metric).
-    """
-    shared = [m for m in PER_IMAGE_METRICS if all(m in r.per_image_metrics for r in runs)]
-    if metric is None:
-        metric = next((m for m in ("lpips", "psnr", "l1") if m in shared), shared[0] if shared else None)
-    if metric is None or metric not in shared:
-        raise InputError(f"metric {metric!r} is not in every run", f"use one of: {', '.join(shared)}")
-    table = None
-    for k, r in enumerate(runs):
-        col = r.ok_rows.set_index("sample_id")[metric].rename(f"v{k}")
-        table = col.to_frame() if table is None else table.join(col, how="inner")
-    assert table is not None
-    table = table[np.isfinite(table.to_numpy(float)).all(axis=1)]
-    if table.empty:
-        raise InputError("the runs share no successfully scored sample", "compare runs on the same data")
-    spread = (table.max(axis=1) - table.min(axis=1)).sort_values(kind="stable")
-    most = list(spread.index[::-1][:n])
-    least = [s for s in spread.index[:n] if s not in most]
-    return most, least, metric
-
-
 def plot_grid(
     runs: Sequence[Run | str | os.PathLike[str]],
     sample_ids: Sequence[str] | None = None,
@@ -456,10 +194,10 @@ def plot_grid(
     """Ground truth | masked input | one column per run, one row per sample.
 
     Rows are ``sample_ids``, or automatically the ``n_auto`` samples where the runs differ most and
-    the ``n_auto`` where they differ least on ``metric`` (seed paper, Figure 3). Needs images saved
+    the ``n_auto`` where they differ least on ``metric`` (the usual qualitative figure). Needs images saved
     by the runner (``--save-images``). Returns the figure and notes.
     """
-    runs = _as_runs(runs)
+    runs = as_runs(runs)
     missing = [str(r.path) for r in runs if r.images_dir is None]
     if missing:
         raise InputError(
@@ -492,10 +230,10 @@ def plot_grid(
     rows_data = []
     for sid in chosen:
         gt = ground_truth(ref, str(id_of[sid]))
-        inp = _read_png(ref.image_path(sid, "input"))
+        inp = read_png(ref.image_path(sid, "input"))
         if inp is None:
-            inp = _masked_input(gt, _read_png(ref.image_path(sid, "mask")))
-        preds = [_read_png(r.image_path(sid, "pred")) for r in runs]
+            inp = masked_input(gt, read_png(ref.image_path(sid, "mask")))
+        preds = [read_png(r.image_path(sid, "pred")) for r in runs]
         rows_data.append((sid, gt, inp, preds))
     if all(gt is None for _, gt, _, _ in rows_data):
         why = getattr(ground_truth, "reason", None) or "the dataset could not be reloaded from the manifest"
@@ -559,42 +297,6 @@ def plot_grid(
 
 
 # --- correlations -----------------------------------------------------------------------------------
-def poly_fit_band(
-    x: np.ndarray, y: np.ndarray, degree: int = 2, alpha: float = 0.05, points: int = 100
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Least-squares polynomial fit with a pointwise (1 − alpha) confidence band of the mean.
-
-    Band: ŷ ± t_{n−p} · s · sqrt(g(x)ᵀ (XᵀX)⁻¹ g(x)), the textbook OLS mean-response interval.
-    Returns (grid, fit, low, high) or None when there are too few distinct x values.
-    """
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    degree = min(degree, len(np.unique(x)) - 1, len(x) - 2)
-    if degree < 1:
-        return None
-    lo, hi = x.min(), x.max()
-    scale = (hi - lo) / 2 or 1.0
-    center = (hi + lo) / 2
-
-    def design(v: np.ndarray) -> np.ndarray:
-        return np.vander((v - center) / scale, degree + 1, increasing=True)
-
-    xd = design(x)
-    coef, *_ = np.linalg.lstsq(xd, y, rcond=None)
-    dof = len(x) - (degree + 1)
-    resid = y - xd @ coef
-    s2 = float(resid @ resid) / dof
-    cov = s2 * np.linalg.pinv(xd.T @ xd)
-    grid = np.linspace(lo, hi, points)
-    gd = design(grid)
-    fit = gd @ coef
-    se = np.sqrt(np.einsum("ij,jk,ik->i", gd, cov, gd).clip(min=0))
-    t = sps.t.ppf(1 - alpha / 2, dof)
-    return grid, fit, fit - t * se, fit + t * se
-
-
 def plot_correlations(
     runs: Sequence[Run | str | os.PathLike[str]],
     metrics: Sequence[str] | None = None,
@@ -607,7 +309,7 @@ def plot_correlations(
     Upper triangle: Spearman rho per run. Non-finite values are left out (counted in the title).
     At most ``max_points`` points per run are drawn (a seeded subsample); fits use all points.
     """
-    runs = _as_runs(runs)
+    runs = as_runs(runs)
     shared = [m for m in PER_IMAGE_METRICS if all(m in r.per_image_metrics for r in runs)]
     ms = [m for m in (metrics or shared) if m in shared]
     if not ms:
@@ -697,7 +399,7 @@ def plot_correlations(
         if excluded:
             title += f"\n{excluded} sample(s) with a non-finite value left out of the panels that need it"
         fig.suptitle(title)
-        _legend(fig, handles, [r.label for r in runs], markerscale=2.5)
+        legend(fig, handles, [r.label for r in runs], markerscale=2.5)
     return fig
 
 
@@ -710,7 +412,7 @@ def plot_correlation_heatmap(
         matrices = {"": matrices}
     n = len(matrices)
     k = max(len(m) for m in matrices.values())
-    rows, cols = _grid_shape(n, 3)
+    rows, cols = grid_shape(n, 3)
     side = 0.62 * k + 1.2
     fig = new_figure(side * cols + 1.0, side * rows + 0.6)
     with style():

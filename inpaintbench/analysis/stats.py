@@ -200,7 +200,9 @@ def correlation(
         if method == "pearson":
             res = sps.pearsonr(x, y)
             r, p = float(res.statistic), float(res.pvalue)
-            lo, hi = fisher_z_ci(r, n, alpha)
+            # scipy's own Fisher-z interval (equal to our fisher_z_ci, tested); undefined for n <= 3
+            ci = res.confidence_interval(confidence_level=1 - alpha) if n > 3 else None
+            lo, hi = (float(ci.low), float(ci.high)) if ci is not None else (nan, nan)
             return Correlation(method, r, lo, hi, p, n, excluded, "Fisher z")
         rng = np.random.default_rng(seed)
         if method == "spearman":

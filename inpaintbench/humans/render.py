@@ -117,7 +117,8 @@ def render(a: HumanAnalysis, fmt_name: str) -> str:
     if fmt_name == "md":
         return "\n".join([_md(t) for t in tables(a)] + [f"- {n}" for n in a.notes])
     if fmt_name == "html":
-        from inpaintbench.analysis.report import _img, html_page
+        from inpaintbench.analysis.figures import figure_html as _img
+        from inpaintbench.analysis.html_page import html_page
 
         body = "<h1>Human judgments</h1>\n" + tables_html(a)
         if len(a.agreement):

@@ -4,7 +4,7 @@ All functions take an explicit :class:`numpy.random.Generator` and return a bool
 with **True = hole**. Drawing uses OpenCV's integer rasteriser (thick lines with round caps, filled
 circles), which is deterministic across platforms, so a seed gives the same bits everywhere.
 
-Sources of the algorithms (see ``/work/shared/reference/masks-facts.md`` §1-2 for the summary):
+Sources of the algorithms:
 
 * MAT / CoModGAN ``RandomMask`` + DeepFill-v2 free-form ``RandomBrush``: fenglinglwb/MAT
   ``datasets/mask_generator_{256,512}[_small].py`` (Li et al., CVPR'22), zsyzzsoft/co-mod-gan

@@ -27,8 +27,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from inpaintbench.errors import InputError
-from inpaintbench.masks.maskset import MaskSet, _base_header, _write_mask, _write_set, mask_id
+from inpaintbench.masks.maskset import MaskSet
 from inpaintbench.masks.protocols import get_protocol
+from inpaintbench.masks.setfiles import base_header, mask_id, write_mask, write_set
 
 THRESHOLD = 127
 MAX_HOLE_RATIO = 0.9
@@ -241,7 +242,7 @@ def import_mask_folder(src_dir: str | os.PathLike, hole_value: int, out_dir: str
     for m in messages:
         if m.startswith("warning: "):
             warnings.warn(MaskFileWarning(m[len("warning: "):]), stacklevel=2)
-    header = _base_header(Path(out_dir).name, len(holes))
+    header = base_header(Path(out_dir).name, len(holes))
     header.update({
         "protocol": proto.name if proto else None,
         "version": None,
@@ -253,9 +254,9 @@ def import_mask_folder(src_dir: str | os.PathLike, hole_value: int, out_dir: str
     def produce(tmp: Path) -> list[dict[str, Any]]:
         entries = []
         for i, (f, hole) in enumerate(zip(files, holes, strict=True)):
-            entry = _write_mask(tmp, mask_id(i), hole)
+            entry = write_mask(tmp, mask_id(i), hole)
             entry["source_file"] = f.name
             entries.append(entry)
         return entries
 
-    return _write_set(Path(out_dir), header, produce, "replace" if overwrite else "error")
+    return MaskSet.load(write_set(Path(out_dir), header, produce, "replace" if overwrite else "error"))

@@ -10,16 +10,14 @@ On disk a mask set is a folder::
 
 255 = hole is the LaMa/IOPaint/OpenCV convention and maps straight onto the library's True = hole.
 MAT's files use the opposite polarity; they come in through :func:`import_mask_folder`, which
-requires the polarity to be stated.
+requires the polarity to be stated. The format itself (constants, entries, atomic folder writes)
+is in :mod:`inpaintbench.masks.setfiles`; standard names resolve in :mod:`inpaintbench.masks.standard`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -27,94 +25,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from inpaintbench.errors import InpaintBenchError, InputError
-from inpaintbench.masks.bins import BIN_LABELS, hole_ratio_bin
-from inpaintbench.masks.hashing import DIGEST_OF, MASK_SHA256_OF, hole_ratio, mask_sha256, set_digest
+from inpaintbench.errors import InputError
+from inpaintbench.masks.bins import hole_ratio_bin
+from inpaintbench.masks.hashing import hole_ratio, mask_sha256
 from inpaintbench.masks.protocols import Protocol, get_protocol
+from inpaintbench.masks.setfiles import (
+    FILE_FORMAT,
+    FILE_POLARITY,
+    FORMAT,
+    FORMAT_VERSION,
+    ID_WIDTH,
+    MANIFEST,
+    MaskSetIntegrityError,
+    base_header,
+    digest_of,
+    encode_mask_png,
+    library_versions,
+    mask_entry,
+    mask_id,
+    protocol_header,
+    read_manifest,
+    read_set_png,
+    summarize_ratios,
+    write_mask,
+    write_set,
+)
 
-FORMAT = "inpaintbench-maskset"
-FORMAT_VERSION = 1
-FILE_POLARITY = "255=hole"
-FILE_FORMAT = "8-bit single-channel PNG, values {0, 255}"
-MANIFEST = "manifest.json"
-ID_WIDTH = 6
-
-
-class MaskSetIntegrityError(InpaintBenchError):
-    """A mask set whose files or manifest do not match its recorded hashes."""
-
-
-def mask_id(index: int) -> str:
-    """Id of the ``index``-th mask: zero-padded, e.g. ``000042``."""
-    return f"{index:0{ID_WIDTH}d}"
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of everything that can change a generated bit (recorded in manifests)."""
-    import cv2
-    import PIL
-
-    import inpaintbench
-
-    return {"inpaintbench": inpaintbench.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
-            "opencv": cv2.__version__}
-
-
-def summarize_ratios(ratios: Sequence[float]) -> dict[str, Any]:
-    """Mean/std/quantiles of hole ratios plus counts per bin of :mod:`inpaintbench.masks.bins`."""
-    r = np.asarray(ratios, dtype=np.float64)
-    if r.size == 0:
-        return {"count": 0}
-    q = np.quantile(r, [0.05, 0.25, 0.5, 0.75, 0.95])
-    stats = {"count": int(r.size), "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min())}
-    stats.update({k: float(v) for k, v in zip(("p5", "p25", "p50", "p75", "p95"), q, strict=True)})
-    stats["max"] = float(r.max())
-    stats = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()}
-    bins = dict.fromkeys(BIN_LABELS, 0)
-    for x in r.tolist():
-        bins[hole_ratio_bin(x)] += 1
-    stats["bins"] = bins
-    return stats
-
-
-def encode_mask_png(hole: np.ndarray) -> bytes:
-    """PNG bytes of a hole mask in the file polarity (255 = hole)."""
-    buf = io.BytesIO()
-    # zlib level 1: ~2x faster than the default 6 and only ~1.5x larger on binary masks; the hashes
-    # cover decoded pixels, so the level never matters for identity.
-    Image.fromarray(np.where(hole, np.uint8(255), np.uint8(0))).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def read_set_png(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read one PNG of a mask set strictly (single channel, values {0,255}); True = hole."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im)
-            mode = im.mode
-    except FileNotFoundError:
-        raise MaskSetIntegrityError(f"mask file {path} is missing",
-                                    "rebuild or re-import the mask set") from None
-    except OSError as e:
-        raise MaskSetIntegrityError(f"mask file {path} cannot be decoded ({e})",
-                                    "rebuild or re-import the mask set") from None
-    if mode == "1":
-        arr = arr.astype(np.uint8) * 255
-    if arr.ndim != 2 or arr.dtype != np.uint8:
-        raise MaskSetIntegrityError(f"mask file {path} is {mode}, not 8-bit single-channel",
-                                    "mask sets hold L-mode PNGs; import foreign masks with `masks import`")
-    if size is not None and arr.shape != tuple(size):
-        raise MaskSetIntegrityError(f"mask file {path} is {arr.shape[1]}x{arr.shape[0]}, manifest says "
-                                    f"{size[1]}x{size[0]}", "rebuild or re-import the mask set")
-    hole = arr == 255
-    if np.count_nonzero(hole | (arr == 0)) != arr.size:
-        raise MaskSetIntegrityError(f"mask file {path} has values other than 0 and 255",
-                                    "rebuild or re-import the mask set")
-    return hole
-
+__all__ = [
+    "FILE_FORMAT", "FILE_POLARITY", "FORMAT", "FORMAT_VERSION", "ID_WIDTH", "MANIFEST", "MaskSet",
+    "MaskSetIntegrityError", "build_mask_set", "encode_mask_png", "library_versions", "mask_id",
+    "read_set_png", "summarize_ratios",
+]
 
 # ------------------------------------------------------------------------------------------ MaskSet
 
@@ -138,13 +80,13 @@ class MaskSet:
     # construction -------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path_or_name: str | os.PathLike, verify: bool = False) -> MaskSet:
-        """Open a mask-set folder (or its ``manifest.json``), or resolve a standard name.
+    def load(cls, path: str | os.PathLike, verify: bool = False) -> MaskSet:
+        """Open a mask-set folder (or its ``manifest.json``).
 
-        A standard name (``mat-large-256``...) goes through :func:`resolve_mask_set`, which builds
-        the set into the cache if needed and checks its digest against ``masks/<name>.json``.
+        Folders only: a standard name (``mat-large-256``...) is resolved, built into the cache and
+        checked against its committed digest by :func:`inpaintbench.masks.resolve_mask_set`.
         """
-        path = Path(path_or_name)
+        path = Path(path)
         if path.is_file() and path.name == MANIFEST:
             path = path.parent
         if not (path / MANIFEST).is_file():
@@ -152,13 +94,9 @@ class MaskSet:
                 raise InputError(f"{path} has no {MANIFEST}, so it is not a mask set",
                                  f"import it first: inpaintbench masks import {path} --hole-value 0|255 "
                                  "--out DIR")
-            from inpaintbench.masks.standard import resolve_mask_set, standard_names
-
-            if str(path_or_name) in standard_names():
-                return resolve_mask_set(str(path_or_name))
             raise InputError(f"no mask set at {path}",
-                             f"give a folder made by `masks build`/`masks import`, or one of: "
-                             f"{', '.join(standard_names())}")
+                             "give a folder made by `masks build`/`masks import`; for a standard set name use "
+                             f"inpaintbench.masks.resolve_mask_set({str(path)!r}) (or `--masks NAME`)")
         ms = cls._open_folder(path)
         if verify:
             ms.verify()
@@ -166,12 +104,7 @@ class MaskSet:
 
     @classmethod
     def _open_folder(cls, root: Path) -> MaskSet:
-        try:
-            manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise MaskSetIntegrityError(f"{root / MANIFEST} cannot be read ({e})",
-                                        "rebuild or re-import the mask set") from None
-        _check_manifest(manifest, root)
+        manifest = read_manifest(root)
         entries = manifest.pop("masks")
         ids = [e["id"] for e in entries]
 
@@ -187,7 +120,7 @@ class MaskSet:
         proto = protocol if isinstance(protocol, Protocol) else get_protocol(protocol)
         if n < 1:
             raise InputError(f"a mask set needs at least one mask, got n={n}", "pass n >= 1")
-        header = _protocol_header(proto, n, seed, name)
+        header = protocol_header(proto, n, seed, name)
         return cls(header, [mask_id(i) for i in range(n)], lambda i: proto.generate(i, seed))
 
     @classmethod
@@ -205,7 +138,7 @@ class MaskSet:
         ids = list(ids) if ids is not None else [mask_id(i) for i in range(len(arrays))]
         if len(ids) != len(arrays) or len(set(ids)) != len(ids):
             raise InputError("mask ids must be unique and one per mask", "pass distinct ids")
-        header = _base_header(name, len(arrays))
+        header = base_header(name, len(arrays))
         header.update({"protocol": protocol, "source": source or {"kind": "arrays"}})
         return cls(header, ids, lambda i: arrays[i].copy())
 
@@ -317,13 +250,13 @@ class MaskSet:
 
     def _all_entries(self) -> list[dict[str, Any]]:
         if self._entries is None:
-            self._entries = [_entry(mid, self._read(i)) for i, mid in enumerate(self._ids)]
+            self._entries = [mask_entry(mid, self._read(i)) for i, mid in enumerate(self._ids)]
         return self._entries
 
     @property
     def digest(self) -> str:
         """Set digest (see :mod:`inpaintbench.masks.hashing`)."""
-        return str(self._header.get("digest") or _digest_of(self._all_entries()))
+        return str(self._header.get("digest") or digest_of(self._all_entries()))
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -344,7 +277,7 @@ class MaskSet:
         For in-memory sets this recomputes the hashes (nothing stored to compare with).
         """
         if self._entries is None or self._root is None:
-            entries = [_entry(mid, self._read(i)) for i, mid in enumerate(self._ids)]
+            entries = [mask_entry(mid, self._read(i)) for i, mid in enumerate(self._ids)]
             if self._entries is not None:
                 for stored, fresh in zip(self._entries, entries, strict=True):
                     if stored["sha256"] != fresh["sha256"]:
@@ -363,7 +296,7 @@ class MaskSet:
                 problems.append(f"{self._root / e['file']} differs from the manifest (sha256 mismatch)")
             elif hole_ratio(hole) != e["hole_ratio"]:
                 problems.append(f"{self._root / e['file']}: hole ratio differs from the manifest")
-        recomputed = _digest_of(self._entries)
+        recomputed = digest_of(self._entries)
         if recomputed != self._header.get("digest"):
             problems.append(f"{self._root / MANIFEST}: the digest does not match the mask list "
                             f"(recorded {self._header.get('digest')}, recomputed {recomputed})")
@@ -383,135 +316,18 @@ class MaskSet:
         def produce(tmp: Path) -> list[dict[str, Any]]:
             out = []
             for i, mid in enumerate(self._ids):
-                entry = _write_mask(tmp, mid, self._read(i))
+                entry = write_mask(tmp, mid, self._read(i))
                 entry.update(extra.get(mid, {}))
                 out.append(entry)
             return out
 
-        return _write_set(Path(out_dir), header, produce, "replace" if overwrite else "error")
-
-
-def _digest_of(entries: list[dict[str, Any]]) -> str:
-    return set_digest((e["id"], tuple(e["size"]), e["sha256"]) for e in entries)
-
-
-def _entry(mid: str, hole: np.ndarray) -> dict[str, Any]:
-    return {"id": mid, "file": f"{mid}.png", "size": [int(hole.shape[0]), int(hole.shape[1])],
-            "hole_ratio": hole_ratio(hole), "sha256": mask_sha256(hole)}
-
-
-def _write_mask(folder: Path, mid: str, hole: np.ndarray) -> dict[str, Any]:
-    entry = _entry(mid, hole)
-    (folder / entry["file"]).write_bytes(encode_mask_png(hole))
-    return entry
-
-
-def _base_header(name: str, count: int) -> dict[str, Any]:
-    return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "name": name,
-        "protocol": None, "version": None, "parameters": None, "seed": None, "count": count,
-        "resolution": None, "file_polarity": FILE_POLARITY, "file_format": FILE_FORMAT,
-        "mask_sha256_of": MASK_SHA256_OF, "digest_of": DIGEST_OF,
-    }
-
-
-def _protocol_header(proto: Protocol, n: int, seed: int, name: str | None) -> dict[str, Any]:
-    header = _base_header(name or proto.name, n)
-    header.update({
-        "protocol": proto.name, "version": proto.version, "parameters": proto.params, "seed": seed,
-        "resolution": [proto.resolution, proto.resolution],
-        "source": {"kind": "generated", "algorithm": proto.source,
-                   "hole_ratio_range": list(proto.hole_ratio_range)},
-    })
-    return header
-
-
-def _check_manifest(m: dict[str, Any], root: Path) -> None:
-    fix = "rebuild it with `inpaintbench masks build` or re-import it"
-    if m.get("format") != FORMAT:
-        raise MaskSetIntegrityError(f"{root / MANIFEST} is not an inpaintbench mask-set manifest", fix)
-    if int(m.get("format_version", 0)) > FORMAT_VERSION:
-        raise MaskSetIntegrityError(f"{root / MANIFEST} has format version {m.get('format_version')}, "
-                                    f"newer than this inpaintbench ({FORMAT_VERSION})",
-                                    "upgrade inpaintbench")
-    if m.get("file_polarity") != FILE_POLARITY:
-        raise MaskSetIntegrityError(f"{root / MANIFEST} states file polarity {m.get('file_polarity')!r}; "
-                                    f"mask-set files are always {FILE_POLARITY!r}", fix)
-    masks = m.get("masks")
-    if not isinstance(masks, list) or len(masks) != m.get("count"):
-        raise MaskSetIntegrityError(f"{root / MANIFEST}: count {m.get('count')} does not match the "
-                                    "mask list", fix)
-    ids = [e.get("id") for e in masks]
-    if len(set(ids)) != len(ids):
-        raise MaskSetIntegrityError(f"{root / MANIFEST}: duplicate mask ids", fix)
-
-
-# -------------------------------------------------------------------------------------- writing
-
-
-def _write_set(out_dir: Path, header: dict[str, Any], produce: Callable[[Path], list[dict[str, Any]]],
-               on_exists: str = "error") -> MaskSet:
-    """Write a mask set into a temporary sibling folder, then move it into place in one rename.
-
-    ``on_exists``: ``"error"`` (refuse to touch an existing non-empty folder), ``"replace"`` (only an
-    existing mask set or empty folder is replaced) or ``"keep"`` (another process won the race: keep
-    its set if it has the same digest).
-    """
-    out_dir = out_dir.expanduser().absolute()
-    if out_dir.exists() and on_exists == "error" and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise InputError(f"{out_dir} already exists and is not empty",
-                         "choose another --out folder or delete that one")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        entries = produce(tmp)
-        manifest = dict(header)
-        manifest["count"] = len(entries)
-        sizes = {tuple(e["size"]) for e in entries}
-        manifest["resolution"] = list(next(iter(sizes))) if len(sizes) == 1 else None
-        manifest["digest"] = _digest_of(entries)
-        manifest["hole_ratio_summary"] = summarize_ratios([e["hole_ratio"] for e in entries])
-        manifest.setdefault("created_with", library_versions())
-        manifest["masks"] = entries
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        _move_into_place(tmp, out_dir, on_exists, manifest["digest"])
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return MaskSet._open_folder(out_dir)
-
-
-def _move_into_place(tmp: Path, out_dir: Path, on_exists: str, digest: str) -> None:
-    if out_dir.exists() and out_dir.is_dir() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
-    if out_dir.exists():
-        is_set = (out_dir / MANIFEST).is_file()
-        if on_exists == "keep" and is_set:
-            try:
-                if MaskSet._open_folder(out_dir).digest == digest:
-                    return
-            except InpaintBenchError:
-                pass
-        if on_exists == "error" or not is_set:
-            raise InputError(f"{out_dir} already exists and is not a mask set",
-                             "choose another --out folder or delete that one")
-        trash = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(out_dir, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-    try:
-        os.replace(tmp, out_dir)
-    except OSError:
-        # another process put a set there in the meantime: accept it when it is the same set
-        if (out_dir / MANIFEST).is_file() and MaskSet._open_folder(out_dir).digest == digest:
-            return
-        raise
+        return MaskSet._open_folder(write_set(Path(out_dir), header, produce, "replace" if overwrite else "error"))
 
 
 def _build_chunk(protocol_name: str, seed: int, start: int, stop: int, folder: str) -> list[dict[str, Any]]:
     """Worker job: generate and write masks ``start..stop-1`` (pure per index, so any split works)."""
     proto = get_protocol(protocol_name)
-    return [_write_mask(Path(folder), mask_id(i), proto.generate(i, seed)) for i in range(start, stop)]
+    return [write_mask(Path(folder), mask_id(i), proto.generate(i, seed)) for i in range(start, stop)]
 
 
 def build_mask_set(protocol: str | Protocol, n: int, seed: int, out_dir: str | os.PathLike,
@@ -528,7 +344,7 @@ def build_mask_set(protocol: str | Protocol, n: int, seed: int, out_dir: str | o
         raise InputError(f"a mask set needs at least one mask, got n={n}", "pass --n 1 or more")
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}", "pass a non-negative --seed")
-    header = _protocol_header(proto, n, seed, name)
+    header = protocol_header(proto, n, seed, name)
     workers = max(1, min(int(workers), os.cpu_count() or 1, n))
 
     def produce(tmp: Path) -> list[dict[str, Any]]:
@@ -541,4 +357,4 @@ def build_mask_set(protocol: str | Protocol, n: int, seed: int, out_dir: str | o
             return [e for f in futures for e in f.result()]
 
     on_exists = _on_exists or ("replace" if overwrite else "error")
-    return _write_set(Path(out_dir), header, produce, on_exists)
+    return MaskSet._open_folder(write_set(Path(out_dir), header, produce, on_exists))

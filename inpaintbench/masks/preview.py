@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from inpaintbench.atomic import atomic_write_bytes
 from inpaintbench.errors import InputError
 from inpaintbench.masks.maskset import MaskSet
 
@@ -36,9 +38,9 @@ def overlay(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 def _save_png(img: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(img).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def preview_masks(mask_set: MaskSet, images: Sequence[np.ndarray], out_dir: str | os.PathLike,

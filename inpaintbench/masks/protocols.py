@@ -5,7 +5,8 @@ seed)`` is a pure function of ``(name, version, seed, index)``; bump ``version``
 alters any generated bit, so old digests can never be silently matched by new masks.
 
 ``reference`` holds the hole-ratio statistics measured by running the ORIGINAL generators (1000
-masks, seed 0; masks-facts.md §4.2). Tests compare our generators against them.
+masks, seed 0): fenglinglwb/MAT ``datasets/mask_generator_*.py`` and advimman/lama
+``bin/gen_mask_dataset.py`` with its ``configs/data_gen`` files. Tests compare our generators against them.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def _ref(mean, std, lo, p5, p25, p50, p75, p95, hi) -> dict[str, float]:  # noqa
 
 
 _MAT_SRC = "fenglinglwb/MAT@d273d89 datasets/{file} (RandomMask + RandomBrush)"
-# (file, max boxes <= s/2, max boxes <= s, max strokes) as passed to randint (exclusive), §1.1
+# (file, max boxes <= s/2, max boxes <= s, max strokes) as passed to randint (exclusive) in MAT's
+# ``RandomMask`` of that file
 _MAT = {
     "mat-large-512": ("mask_generator_512.py", 5, 3, 9,
                       _ref(.396, .167, .009, .133, .272, .396, .506, .687, .880)),
@@ -93,7 +95,7 @@ _MAT = {
 
 _LAMA_SRC = "advimman/lama@786f593 configs/data_gen/random_{kind}_{res}.yaml + bin/gen_mask_dataset.py"
 # LaMa YAML values: irregular (min_times, max_times, max_width, max_len), boxes (margin, min, max,
-# min_times, max_times), §2.2. max_angle is 4 everywhere.
+# min_times, max_times) from ``configs/data_gen/random_{kind}_{res}.yaml``. max_angle is 4 everywhere.
 _LamaRow = tuple[tuple[int, int, int, int], "tuple[int, int, int, int, int] | None", dict]
 _LAMA: dict[tuple[str, int], _LamaRow] = {
     ("thin", 256): ((4, 50, 10, 40), None, _ref(.289, .130, .023, .069, .181, .299, .400, .476, .499)),

@@ -1,13 +1,14 @@
-"""The standard mask sets: committed definitions in the top-level ``masks/`` folder, a local cache.
+"""The standard mask sets: committed definitions, a local cache, and the one place where a mask-set
+name (or folder) becomes a :class:`MaskSet` (:func:`resolve_mask_set`).
 
-Each ``masks/<name>.json`` fixes a protocol, version, seed and count and records the digest of the
+Each ``<name>.json`` definition fixes a protocol, version, seed and count and records the digest of the
 resulting set (plus the digest of its first ``quick_check.n`` masks, for fast checks). The PNGs are
 never committed: :func:`resolve_mask_set` rebuilds a set into the cache (``$INPAINTBENCH_HOME/masks``
 or ``~/.cache/inpaintbench/masks``) and refuses it when its digest differs from the committed one.
 
-Definitions are looked up in ``$INPAINTBENCH_MASK_DEFINITIONS`` if set, then in
-``inpaintbench/masks/definitions/`` (a committed symlink to the repository's ``masks/`` folder, so that a
-wheel built from the repository carries the definitions as package data), then in ``masks/`` itself.
+Definitions are looked up in ``$INPAINTBENCH_MASK_DEFINITIONS`` if set, then in the package data
+folder ``inpaintbench/masks/definitions/`` (what a wheel installs, via ``[tool.setuptools.package-data]``),
+then in a source checkout's top-level ``masks/`` folder. The first folder holding ``*.json`` wins.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from inpaintbench.atomic import atomic_write_text
 from inpaintbench.errors import InpaintBenchError, InputError, UnknownNameError
+from inpaintbench.home import inpaintbench_home
 from inpaintbench.masks.maskset import (
     FILE_POLARITY,
     MaskSet,
@@ -69,7 +72,7 @@ class StandardDefinition:
 def definitions_dir() -> Path:
     """Folder holding the ``<name>.json`` definitions (see module docstring for the search order)."""
     here = Path(__file__).resolve().parent
-    candidates = [here / "definitions", here.parents[1] / "masks"]
+    candidates = [here / "definitions", here.parents[1] / "masks"]  # package data, then a checkout
     env = os.environ.get("INPAINTBENCH_MASK_DEFINITIONS")
     if env:
         candidates.insert(0, Path(env))
@@ -112,9 +115,7 @@ def get_definition(name: str) -> StandardDefinition:
 
 def cache_root() -> Path:
     """Where standard sets are built: ``$INPAINTBENCH_HOME/masks`` or ``~/.cache/inpaintbench/masks``."""
-    from inpaintbench.env_info import home_dir
-
-    return home_dir() / "masks"
+    return inpaintbench_home() / "masks"
 
 
 def cache_path(name: str, n: int | None = None, seed: int | None = None) -> Path:
@@ -234,11 +235,7 @@ def write_definition(name: str, protocol: str | None = None, n: int = DEFAULT_N,
             record = definition_record(name, protocol, full, MaskSet.generate(protocol, QUICK_CHECK_N, seed))
     else:
         record = definition_record(name, protocol, full, full.head(min(QUICK_CHECK_N, n)))
-    folder = folder or definitions_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{name}.json"
-    tmp_file = out.with_suffix(".json.tmp")
-    tmp_file.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp_file, out)
+    out = (folder or definitions_dir()) / f"{name}.json"
+    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
     _load_definitions.cache_clear()
     return out

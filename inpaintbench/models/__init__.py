@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inpaintbench.models import base as _base
 from inpaintbench.models import classical
 from inpaintbench.models.base import (
     Inpainter,
@@ -68,3 +69,4 @@ def load_local_models() -> list[str]:
 
 
 _register_builtin()
+_base._LOCAL_LOADER = load_local_models

@@ -139,18 +139,20 @@ def _load_entry_points() -> None:
 
 
 _LOCAL_LOADED = False
+#: set by the inpaintbench.models package: registers the fine-tunes of the local registry (first lookup)
+_LOCAL_LOADER: Callable[[], Any] | None = None
 
 
 def _ensure_builtin() -> None:
     """Built-in ids (importing the package registers them), plug-ins, and on the first lookup the
     fine-tunes of the local registry (:mod:`inpaintbench.models.local`)."""
+    # Python imports the package inpaintbench.models (which registers the built-in ids) before any
+    # of its modules, so the built-ins are there; the package also installs the local-model loader.
     global _LOCAL_LOADED
-    import inpaintbench.models as package
-
     _load_entry_points()
-    if not _LOCAL_LOADED:
+    if not _LOCAL_LOADED and _LOCAL_LOADER is not None:
         _LOCAL_LOADED = True
-        package.load_local_models()
+        _LOCAL_LOADER()
 
 
 def list_models() -> list[str]:

@@ -1,7 +1,7 @@
 """The training loop: iterations, ticks, EMA, ADA, snapshots, validation, resume, torchrun.
 
-(About 470 lines: the Trainer's phases, ticks and maintenance read best in one place; batches,
-numerics, records and tick types live in their own modules.)
+Lines: about 470, because the Trainer's phases, ticks and maintenance read best in one place;
+batches, numerics, records and tick types live in their own modules.
 
 One iteration (StyleGAN2-ADA / MAT order): ``Gmain`` step, (``Greg``: MAT has no G regularizer,
 so nothing happens), ``Dmain`` step, ``Dreg`` step every ``d_reg_interval`` iterations, EMA update,

@@ -35,7 +35,7 @@ import torch
 
 from inpaintbench.errors import WeightsError
 from inpaintbench.models.mat.checkpoint import ALLOWED_GLOBALS, RefusedGlobal, RestrictedUnpickler, sha256_of
-from inpaintbench.models.migan.registry import DRIVE
+from inpaintbench.models.migan.release import DRIVE
 
 FORMAT_TORCH = "torch-state-dict"
 FORMAT_PICKLE = "pickle-state-dict"

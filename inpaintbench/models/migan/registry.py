@@ -11,7 +11,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-DRIVE = "https://drive.google.com/drive/folders/1xNtvN2lto0p5yFKOEEg9RioMjGrYM74w"
+from inpaintbench.models.migan.release import DRIVE
+
 LICENCE = ("MI-GAN code: MIT (Picsart AI Research, github.com/Picsart-AI-Research/MI-GAN); weights: no licence "
            "stated by the authors (trained on Places365, whose own terms apply)")
 
