@@ -21,8 +21,15 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
+from inpaintbench.cli_listing import (  # noqa: F401
+    _weights_status,
+    datasets_cmd,
+    env_cmd,
+    models_app,
+    models_cmd,
+)
+from inpaintbench.cli_listing import register as register_listing
 from inpaintbench.errors import InpaintBenchError
 
 app = typer.Typer(
@@ -319,89 +326,9 @@ def export_cmd(
                   f"--masks {out / 'masks'} --hole-value {hole_value} --name MODEL", highlight=False, soft_wrap=True)
 
 
-models_app = typer.Typer(help="List the registered models (default), or register a fine-tuned run.",
-                         no_args_is_help=False)
-app.add_typer(models_app, name="models")
-
-
-@models_app.callback(invoke_without_command=True)
-def models_cmd(ctx: typer.Context) -> None:
-    """List the registered models and whether their weights are available."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from inpaintbench.models.base import get_model_spec, list_model_prefixes, list_models
-
-    table = Table(title="models")
-    for col in ("id", "summary", "native size", "licence", "weights", "status"):
-        table.add_column(col)
-    for name in list_models():
-        spec = get_model_spec(name)
-        table.add_row(name, spec.summary, spec.native_size or "any", spec.licence or "-",
-                      ", ".join(spec.needs_weights) or "-", _weights_status(spec.needs_weights))
-    for spec in list_model_prefixes():
-        table.add_row(spec.name, spec.summary, spec.native_size or "any", spec.licence or "-", "per id",
-                      "resolved at run time")
-    console.print(table)
-
-
-def _weights_status(ids: tuple[str, ...]) -> str:
-    if not ids:
-        return "ready"
-    try:
-        from inpaintbench.weights import resolve_weights
-    except ImportError:
-        return "unknown"
-    missing = []
-    for wid in ids:
-        try:
-            resolve_weights(wid, offline=True)
-        except InpaintBenchError:
-            missing.append(wid)
-    return "ready" if not missing else f"missing weights: {', '.join(missing)} (inpaintbench weights where)"
-
-
-@app.command("datasets")
-def datasets_cmd() -> None:
-    """List the built-in datasets and how to use your own folder."""
-    from inpaintbench.datasets import list_datasets
-
-    table = Table(title="datasets")
-    rows = list_datasets()
-    cols = list(rows[0]) if rows else ["name"]
-    for col in cols:
-        table.add_column(str(col))
-    for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in cols))
-    console.print(table)
-    console.print("Your own images: --data folder:PATH (recursive; ids are relative paths without extension).")
-
-
-@app.command("env")
-def env_cmd() -> None:
-    """Versions, device, cache paths and which weight files are present (paste this into bug reports)."""
-    from inpaintbench.env_info import device_description, home_dir, package_versions, resolve_device
-
-    table = Table(title="inpaintbench environment", show_header=False)
-    for key, value in package_versions().items():
-        table.add_row(key, str(value))
-    for key, value in device_description(resolve_device("auto")).items():
-        table.add_row(key, str(value))
-    table.add_row("INPAINTBENCH_HOME", str(home_dir()))
-    table.add_row("weights cache", str(home_dir() / "weights"))
-    table.add_row("masks cache", str(home_dir() / "masks"))
-    import inpaintbench.metrics.netweights  # noqa: F401  (DINOv2, CLIP weight ids)
-    import inpaintbench.models  # noqa: F401  (registers the model packages' weight ids)
-    from inpaintbench.weights import list_weights, recorded_sha256, weights_status
-
-    for spec in list_weights():
-        status = weights_status(spec.id)
-        if status["found"]:
-            digest = recorded_sha256(status["found"])
-            state = f"{status['found']} (sha256 {digest[:12] + '…' if digest else 'not checked yet'})"
-        else:
-            state = "missing"
-        table.add_row(f"weights {spec.id}", state)
-    console.print(table)
+# The listing commands (models, datasets, env) live in cli_listing; registered here, at the place they
+# were declared (the order of --help), and re-exported for callers of their old location.
+register_listing(app)
 
 
 def _register_subcommands() -> None:

@@ -38,171 +38,47 @@ fails at the start rather than hours in. Corrupt pixel data is only found when a
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.util
 import os
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+# The base class, the resize policies and the samples' images live in their own modules; every name
+# is re-exported here for the callers of its old location (hf_data, train/data, tests).
+from inpaintbench.dataset_base import Dataset
 from inpaintbench.errors import InputError, UnknownNameError
-from inpaintbench.images import ALPHA_POLICIES, may_have_alpha, probe_image, read_image
+from inpaintbench.images import ALPHA_POLICIES, may_have_alpha, probe_image, read_image  # noqa: F401
+from inpaintbench.resize_policies import (  # noqa: F401
+    _SIZE_FIX,
+    PAD_MODE,
+    RESIZE_FILTER,
+    RESIZE_POLICIES,
+    ResizePolicyWarning,
+    _announce,
+    _center_crop,
+    _check_args,
+    _resize,
+    apply_policy,
+    plan_geometry,
+)
+from inpaintbench.sample_images import (  # noqa: F401
+    _DATA_DIRS,
+    _DISTRIBUTIONS,
+    SAMPLE_LICENSES,
+    SAMPLE_SOURCES,
+    SAMPLE_WINDOWS,
+    SAMPLES_DIGEST_TAG,
+    _build_samples,
+    _load_source,
+    _source_path,
+)
 
-RESIZE_POLICIES = ("center-crop", "pad", "resize", "short-side")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
-RESIZE_FILTER = "PIL bicubic (antialiased when shrinking)"
-PAD_MODE = "reflect (numpy mode='reflect'), bottom/right"
-_SIZE_FIX = "pass --resize-policy pad (mirror-pad small images) or resize/short-side (resample them)"
-
-
-class ResizePolicyWarning(UserWarning):
-    """The resize policy upscaled, padded or changed the aspect ratio of some images."""
-
-
-# ----------------------------------------------------------------------------------------------------
-# Geometry
-
-
-def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(img).resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
-
-
-def _center_crop(img: np.ndarray, r: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    y, x = (h - r) // 2, (w - r) // 2
-    return np.ascontiguousarray(img[y:y + r, x:x + r])
-
-
-def plan_geometry(width: int, height: int, r: int, policy: str) -> str:
-    """What ``policy`` does to a ``width × height`` image: one of ``exact``, ``crop``, ``pad``,
-    ``resize``, ``upscale``, ``too-small`` (the last only for ``center-crop``)."""
-    if (width, height) == (r, r):
-        return "exact"
-    if policy == "center-crop":
-        return "crop" if min(width, height) >= r else "too-small"
-    if policy == "pad":
-        return "crop" if min(width, height) >= r else "pad"
-    if policy == "resize":
-        return "upscale" if min(width, height) < r else "resize"
-    if policy == "short-side":
-        return "upscale" if min(width, height) < r else ("crop" if min(width, height) == r else "resize")
-    raise InputError(f"unknown resize policy {policy!r}", f"use one of: {', '.join(RESIZE_POLICIES)}")
-
-
-def apply_policy(img: np.ndarray, r: int, policy: str, name: str = "image") -> np.ndarray:
-    """Bring a uint8 [H, W, 3] image to [r, r, 3] under ``policy`` (see the module docstring)."""
-    h, w = img.shape[:2]
-    plan = plan_geometry(w, h, r, policy)
-    if plan == "exact":
-        return img
-    if plan == "too-small":
-        raise InputError(f"{name}: {w}x{h} is smaller than {r}x{r} and the resize policy is center-crop",
-                         _SIZE_FIX)
-    if policy == "pad":
-        ph, pw = max(0, r - h), max(0, r - w)
-        if ph or pw:
-            img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode="reflect")
-        return _center_crop(img, r)
-    if policy == "center-crop":
-        return _center_crop(img, r)
-    if policy == "resize":
-        return _resize(img, r, r)
-    # short-side
-    short = min(w, h)
-    if short != r:
-        nw, nh = (r, max(r, round(h * r / w))) if w <= h else (max(r, round(w * r / h)), r)
-        img = _resize(img, nw, nh)
-    return _center_crop(img, r)
-
-
-def _check_args(resolution: int, resize_policy: str, alpha: str) -> None:
-    if not isinstance(resolution, int) or resolution < 8:
-        raise InputError(f"resolution must be an integer >= 8, got {resolution!r}", "e.g. --resolution 256")
-    if resize_policy not in RESIZE_POLICIES:
-        raise InputError(f"unknown resize policy {resize_policy!r}",
-                         f"use one of: {', '.join(RESIZE_POLICIES)}")
-    if alpha not in ALPHA_POLICIES:
-        raise InputError(f"unknown alpha policy {alpha!r}", f"use one of: {', '.join(ALPHA_POLICIES)}")
-
-
-# ----------------------------------------------------------------------------------------------------
-# Base class
-
-
-class Dataset:
-    """Ordered, indexable images with stable ids. Subclasses implement ``_load(i)`` and ``_digest()``."""
-
-    name: str = "dataset"
-
-    def __init__(self, spec: str, ids: Sequence[str], resolution: int, resize_policy: str):
-        self.spec = spec
-        self.ids: list[str] = list(ids)
-        self.resolution = resolution
-        self.resize_policy = resize_policy
-        self._digest_cache: str | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> tuple[str, np.ndarray]:
-        if not isinstance(i, (int, np.integer)):
-            raise TypeError(f"dataset indices must be integers, got {type(i).__name__}")
-        n = len(self.ids)
-        if not -n <= i < n:
-            raise IndexError(f"index {i} out of range for {n} images")
-        i = int(i) % n
-        return self.ids[i], self._load(i)
-
-    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
-        for i in range(len(self)):
-            yield self[i]
-
-    def path_of(self, i: int) -> Path | None:
-        """The source file of image ``i``, or ``None`` for built-in sets."""
-        return None
-
-    @property
-    def digest(self) -> str:
-        """sha256 identifying the image list and content (computed once, on first use)."""
-        if self._digest_cache is None:
-            self._digest_cache = self._digest()
-        return self._digest_cache
-
-    def describe(self) -> dict[str, Any]:
-        """Everything a run manifest needs to say which images, in which order and geometry."""
-        return {
-            "name": self.name,
-            "spec": self.spec,
-            "n": len(self),
-            "digest": self.digest,
-            "resolution": self.resolution,
-            "resize_policy": self.resize_policy,
-        }
-
-    def verify(self) -> list[tuple[str, str]]:
-        """Decode every image; return ``(id, problem)`` for each one that fails (empty list = all good)."""
-        problems = []
-        for i, image_id in enumerate(self.ids):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self._load(i)
-            except InputError as e:
-                problems.append((image_id, str(e)))
-        return problems
-
-    def _load(self, i: int) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _digest(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -320,132 +196,8 @@ class FolderDataset(Dataset):
         return d
 
 
-def _announce(spec: str, counts: dict[str, int], n_aspect: int, n: int) -> None:
-    notes = []
-    if counts.get("upscale"):
-        notes.append(f"{counts['upscale']} upscaled")
-    if counts.get("pad"):
-        notes.append(f"{counts['pad']} mirror-padded")
-    if n_aspect:
-        notes.append(f"{n_aspect} with changed aspect ratio")
-    if notes:
-        warnings.warn(f"{spec}: of {n} images, " + ", ".join(notes), ResizePolicyWarning, stacklevel=4)
-
-
 # ----------------------------------------------------------------------------------------------------
 # samples: the embedded default set
-
-# (id, source, x, y, size): square window in source pixel coordinates (x = column, y = row).
-#
-# Why these windows: the bootstrap CIs and the paired tests (Wilcoxon, paired bootstrap) treat images as
-# independent draws. Version 1 of this set was 48 windows of 6 photographs that overlapped, some
-# containing others, so the same pixels were scored several times and the CIs and p-values claimed
-# more precision than the data hold. Here no two windows of a photograph share a single pixel (tested
-# from this table) and every window is native 256x256: at the default resolution nothing is resampled.
-# That allows floor(w/256) * floor(h/256) windows per photograph, 19 from 8 photographs; the spare
-# margin of each photograph is spent to centre the windows on content. Remaining caveat: windows cut
-# from one photograph share its scene, camera and lighting, so they are still correlated; the set
-# holds only 8 independent photographs, and its intervals should be read with that in mind.
-#
-# Left out on purpose: grayscale files (camera, moon, brick, grass, gravel, coins, cell, ...), which
-# would be converted with a warning; motorcycle_right (the stereo twin of motorcycle_left, almost the
-# same pixels); non-photographs (logo, colour wheel, text, page, chessboards); and the scientific
-# images hubble_deep_field (mostly black sky), immunohistochemistry (microscopy) and retina (fundus
-# photograph on black), which are not natural scenes.
-SAMPLE_WINDOWS: tuple[tuple[str, str, int, int, int], ...] = (
-    ("astronaut_00", "astronaut", 0, 0, 256),
-    ("astronaut_01", "astronaut", 256, 0, 256),
-    ("astronaut_02", "astronaut", 0, 256, 256),
-    ("astronaut_03", "astronaut", 256, 256, 256),
-    ("grace_hopper_00", "grace_hopper", 0, 44, 256),
-    ("grace_hopper_01", "grace_hopper", 256, 44, 256),
-    ("grace_hopper_02", "grace_hopper", 0, 300, 256),
-    ("grace_hopper_03", "grace_hopper", 256, 300, 256),
-    ("coffee_00", "coffee", 44, 72, 256),
-    ("coffee_01", "coffee", 300, 72, 256),
-    ("chelsea_00", "chelsea", 100, 22, 256),
-    ("rocket_00", "rocket", 0, 171, 256),
-    ("rocket_01", "rocket", 270, 171, 256),
-    ("motorcycle_00", "motorcycle_left", 100, 200, 256),
-    ("motorcycle_01", "motorcycle_left", 356, 200, 256),
-    ("china_00", "china", 40, 100, 256),
-    ("china_01", "china", 320, 100, 256),
-    ("flower_00", "flower", 128, 20, 256),
-    ("flower_01", "flower", 384, 100, 256),
-)
-
-# Source photographs: (package, file inside that package's bundled data folder, see _DATA_DIRS).
-# All ship inside the installed wheels (no download).
-SAMPLE_SOURCES: dict[str, tuple[str, str]] = {
-    "astronaut": ("skimage", "astronaut.png"),
-    "grace_hopper": ("matplotlib", "grace_hopper.jpg"),
-    "coffee": ("skimage", "coffee.png"),
-    "chelsea": ("skimage", "chelsea.png"),
-    "rocket": ("skimage", "rocket.jpg"),
-    "motorcycle_left": ("skimage", "motorcycle_left.png"),
-    "china": ("sklearn", "china.jpg"),
-    "flower": ("sklearn", "flower.jpg"),
-}
-
-# Licences as stated by the shipping packages (skimage.data docstrings, matplotlib's sample data,
-# sklearn/datasets/images/README.txt).
-SAMPLE_LICENSES: dict[str, str] = {
-    "astronaut": "public domain (NASA; Eileen Collins)",
-    "grace_hopper": "public domain (US Navy)",
-    "coffee": "CC0 (Rachel Michetti)",
-    "chelsea": "CC0 (Stefan van der Walt)",
-    "rocket": "public domain (SpaceX, DSCOVR launch)",
-    "motorcycle_left": "Middlebury 2014 stereo benchmark (Scharstein et al.), as redistributed by scikit-image",
-    "china": "CC BY 2.0 (danielbuechele, Flickr)",
-    "flower": "CC BY 2.0 (vultilion, Flickr)",
-}
-
-SAMPLES_DIGEST_TAG = b"inpaintbench-samples-v2\n"  # v2: 19 non-overlapping native windows, 8 photographs
-
-_DISTRIBUTIONS = {"skimage": "scikit-image", "sklearn": "scikit-learn"}
-_DATA_DIRS: dict[str, str] = {
-    "skimage": "data",
-    "matplotlib": "mpl-data/sample_data",
-    "sklearn": "datasets/images",
-}
-
-
-def _source_path(source: str) -> Path:
-    """Where the bundled file of ``source`` lies (found without importing its package)."""
-    package, filename = SAMPLE_SOURCES[source]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError(f"the samples dataset needs {filename} from {package}, which is not installed",
-                         f"pip install {_DISTRIBUTIONS.get(package, package)}")
-    path = Path(next(iter(spec.submodule_search_locations))) / _DATA_DIRS[package] / filename
-    if not path.is_file():
-        raise InputError(f"the samples dataset needs {filename} from {package}, missing at {path}",
-                         f"reinstall {package} from a wheel that bundles its data files")
-    return path
-
-
-@functools.cache
-def _load_source(source: str) -> np.ndarray:
-    with Image.open(_source_path(source)) as img:
-        arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    arr.setflags(write=False)
-    return arr
-
-
-@functools.lru_cache(maxsize=4)
-def _build_samples(resolution: int) -> tuple[tuple[str, np.ndarray], ...]:
-    """``(id, read-only image)`` per window; a window of another size is bicubic-resized to it."""
-    out = []
-    for image_id, source, x, y, size in SAMPLE_WINDOWS:
-        src = _load_source(source)
-        h, w = src.shape[:2]
-        if x < 0 or y < 0 or x + size > w or y + size > h:  # the bundled file changed shape
-            raise RuntimeError(f"samples window {image_id} ({x},{y},{size}) is outside {source} ({w}x{h})")
-        win = np.ascontiguousarray(src[y:y + size, x:x + size])
-        img = win if size == resolution else _resize(win, resolution, resolution)
-        img.setflags(write=False)
-        out.append((image_id, img))
-    return tuple(out)
 
 
 class SamplesDataset(Dataset):

@@ -32,16 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from inpaintbench.datasets import (
+from inpaintbench.dataset_base import Dataset
+from inpaintbench.errors import InputError
+from inpaintbench.resize_policies import (
     _SIZE_FIX,
     RESIZE_FILTER,
-    Dataset,
     _announce,
     _check_args,
     apply_policy,
     plan_geometry,
 )
-from inpaintbench.errors import InputError
 
 PREFIX = "hf:"
 _SPLIT = re.compile(r"^[A-Za-z0-9_.\-]+$")

@@ -36,8 +36,6 @@ REASON = re.compile(r"^\s*Lines:\s*\S", re.MULTILINE)
 
 # Edges removed before looking for cycles. Each one closes a cycle today.
 ALLOWED_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    # issue 14: datasets dispatches `hf:` to hf_data, which imports datasets' helpers.
-    ("inpaintbench.datasets", "inpaintbench.hf_data"): "issue 14 (datasets / hf_data)",
 }
 
 # Sub-packages that must not depend on the layers above them.
@@ -47,7 +45,6 @@ ALLOWED_LAYER_EDGES: dict[tuple[str, str], str] = {}
 
 # Modules over MAX_LINES without a stated reason, path relative to inpaintbench/.
 ALLOWED_LONG: dict[str, str] = {
-    "cli.py": "issue 14 (cli.py)",
 }
 
 

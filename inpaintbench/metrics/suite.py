@@ -28,14 +28,17 @@ Memory (D = 2048 feature dims, N images; figures for MAT's Places protocol, N = 
 * KID: subsets of 1000 rows, negligible.
 
 So about 0.6 GB resident during the pass and a peak of about 2.5 GB in :meth:`compute`.
+
+This module holds the pass and its state (accumulated features, reference cache); the work is in
+:mod:`.suite_networks` (building the networks), :mod:`.per_image` (one batch's per-image values)
+and :mod:`.set_metrics` (set-level metrics from feature arrays).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,42 +49,42 @@ from inpaintbench.distributed import gather_features  # noqa: F401
 from inpaintbench.errors import InputError, WeightsError
 from inpaintbench.metrics.feature_cache import CachedFeatures, FeatureCache, reference_key
 from inpaintbench.metrics.fid import FID_N_BOOT
-from inpaintbench.metrics.inception import FEATURE_DIM, InceptionExtractor, create_extractor
+from inpaintbench.metrics.inception import FEATURE_DIM, InceptionExtractor, create_extractor  # noqa: F401
 from inpaintbench.metrics.info import (  # the one registry of metric names; re-exported here
     DEFAULT_METRICS,
     KNOWN_METRICS,  # noqa: F401
-    LPIPS_METRICS,
+    LPIPS_METRICS,  # noqa: F401
     METRICS,
     SET_METRICS,
     check_metric_names,
     feature_files,
     select_lpips_net,
 )
-from inpaintbench.metrics.lpips import HOLE_MARGIN, LPIPSMetric, as_uint8_tensor
-from inpaintbench.metrics.set_resampling import prdc_base_name
+from inpaintbench.metrics.lpips import HOLE_MARGIN, LPIPSMetric  # noqa: F401  (re-exported)
 
-#: FID bootstrap resamples when N >= d (each is a d×d eigendecomposition; see ``fid_n_boot``)
-FID_N_BOOT_LARGE = 50
+# The per-image metrics of a batch live in per_image, the network construction in suite_networks;
+# PIXEL_METRICS, LPIPS_NET and as_uint8_tensor are re-exported for callers of their old location.
+from inpaintbench.metrics.per_image import PIXEL_METRICS, as_uint8_tensor, batch_tensors, per_image_values  # noqa: F401
+
+# The set-metric computation lives in set_metrics; SetMetricResult and FID_N_BOOT_LARGE are
+# re-exported here for callers of their old location.
+from inpaintbench.metrics.set_metrics import (
+    FID_N_BOOT_LARGE,
+    SetMetricResult,
+    SetMetricSettings,
+    embedding_metrics,
+    inception_set_metrics,
+    reals_for,
+)
+from inpaintbench.metrics.set_metrics import unavailable as _unavailable  # noqa: F401
+from inpaintbench.metrics.set_resampling import prdc_base_name  # noqa: F401
+from inpaintbench.metrics.suite_networks import LPIPS_NET, build_networks  # noqa: F401
+
 #: every per-image pixel metric of the registry
 PER_IMAGE_PIXEL_METRICS = tuple(m.name for m in METRICS.values() if m.family == "pixel")
-#: the pixel metrics :func:`inpaintbench.metrics.pixel.pixel_metrics` computes in one call
-PIXEL_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole")
 #: per-image pixel metrics computed only when asked for (other papers' conventions)
 EXTRA_PIXEL_METRICS = tuple(m for m in PER_IMAGE_PIXEL_METRICS if m not in PIXEL_METRICS)
 VARIANTS = {name: info.variant for name, info in METRICS.items() if info.variant}
-
-
-@dataclass
-class SetMetricResult:
-    """A set-level metric: value with an optional CI, the N it was computed on, and why not if not."""
-
-    value: float | None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    n: int = 0
-    status: str = "ok"
-    reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,10 +95,6 @@ class SuiteUpdate:
     features: dict[str, np.ndarray]
 
 
-#: the LPIPS trunk behind each LPIPS column
-LPIPS_NET = {"lpips": "alex", "lpips_vgg": "vgg", "lpips_hole": "alex"}
-
-
 def _create_embedder(space: str, device: torch.device, max_batch: int, wkw: dict[str, Any]) -> Any:
     if space == "dinov2":
         from inpaintbench.metrics.dinov2 import create_dinov2
@@ -104,12 +103,6 @@ def _create_embedder(space: str, device: torch.device, max_batch: int, wkw: dict
     from inpaintbench.metrics.clip_features import create_clip
 
     return create_clip(device, max_batch=max_batch, **wkw)
-
-
-def _unavailable(e: Exception) -> str:
-    msg = getattr(e, "message", None) or str(e)
-    fix = getattr(e, "fix", None)
-    return f"unavailable: {msg}" + (f" (fix: {fix})" if fix else "")
 
 
 class MetricSuite:
@@ -182,59 +175,11 @@ class MetricSuite:
         self._status: dict[str, str] = {}
         wkw = {"weights_dir": weights_dir, "offline": offline, "allow_unverified": allow_unverified}
 
-        for name in self.metrics:
-            if name in PER_IMAGE_PIXEL_METRICS:
-                self._status[name] = "ok"
-
-        # LPIPS nets: one model per distinct trunk.
-        self._lpips: dict[str, LPIPSMetric] = {}
-        self._lpips_for: dict[str, str] = {}
-        for name in (m for m in self.metrics if m in LPIPS_METRICS):
-            net = LPIPS_NET[name]
-            self._lpips_for[name] = net
-            if net not in self._lpips:
-                try:
-                    self._lpips[net] = LPIPSMetric(net, self.device, max_batch=max_batch, **wkw)
-                except WeightsError as e:
-                    self._status[name] = _unavailable(e)
-                    continue
-            self._status[name] = "ok"
-
-        # DISTS (VGG16 trunk with L2 pooling).
-        self._dists: Any = None
-        if "dists" in self.metrics:
-            from inpaintbench.metrics.dists import DISTSMetric
-
-            try:
-                self._dists = DISTSMetric(self.device, max_batch=max_batch, **wkw)
-                self._status["dists"] = "ok"
-            except WeightsError as e:
-                self._status["dists"] = _unavailable(e)
-
-        # Feature extractors of the set metrics, one per feature space: Inception (shared by FID,
-        # KID, IDS, PRDC), DINOv2 (FD-DINOv2, PRDC-DINOv2), CLIP (CMMD).
-        self.embedders: dict[str, Any] = {}
-        for space in ("dinov2", "clip"):
-            wanted = [m for m in self.metrics if m in SET_METRICS and METRICS[m].features == space]
-            if not wanted:
-                continue
-            try:
-                self.embedders[space] = _create_embedder(space, self.device, max_batch, wkw)
-                status = "ok"
-            except WeightsError as e:
-                status = _unavailable(e)
-            for name in wanted:
-                self._status[name] = status
-        self.extractor: InceptionExtractor | None = None
-        set_requested = [m for m in self.metrics if m in SET_METRICS and METRICS[m].features == "inception"]
-        if set_requested:
-            try:
-                self.extractor = create_extractor(feature_extractor, self.device, max_batch=max_batch, **wkw)
-                for name in set_requested:
-                    self._status[name] = "ok"
-            except WeightsError as e:
-                for name in set_requested:
-                    self._status[name] = _unavailable(e)
+        nets = build_networks(self.metrics, PER_IMAGE_PIXEL_METRICS, feature_extractor, self.device, max_batch, wkw,
+                              self._status, _create_embedder)  # the module global: tests swap it
+        self._lpips, self._lpips_for, self._dists = nets.lpips, nets.lpips_for, nets.dists
+        self.embedders: dict[str, Any] = nets.embedders
+        self.extractor: InceptionExtractor | None = nets.extractor
 
         failed = [n for n in require if self._status.get(n, "ok") != "ok"]
         if failed:
@@ -300,59 +245,18 @@ class MetricSuite:
 
     # ------------------------------------------------------------------ streaming
 
-    def _inputs(self, pred: Any, gt: Any, holes: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        p = as_uint8_tensor(pred, "pred")
-        g = as_uint8_tensor(gt, "gt")
-        h = torch.from_numpy(np.ascontiguousarray(holes)) if isinstance(holes, np.ndarray) else holes
-        if not isinstance(h, torch.Tensor) or h.dtype != torch.bool:
-            raise InputError("holes must be a bool array [B,H,W] (True = hole)",
-                             "convert masks at the edge with the right polarity; never pass 0/255 images")
-        if p.shape != g.shape or tuple(h.shape) != tuple(p.shape[:3]):
-            raise InputError(f"shapes differ: pred {tuple(p.shape)}, gt {tuple(g.shape)}, "
-                             f"holes {tuple(h.shape)}",
-                             "pass pred/gt [B,H,W,3] and holes [B,H,W] of the same size")
-        return p.to(self.device), g.to(self.device), h.to(self.device)
-
     @torch.no_grad()
     def update(self, pred_u8: Any, gt_u8: Any, holes: Any, ids: Sequence[str] | None = None) -> SuiteUpdate:
         """Score one batch. Returns per-image values (float64 [B]) and the batch's features
         (``fake`` and, unless the reals come from the cache, ``real``; float32 [B, 2048])."""
-        p, g, h = self._inputs(pred_u8, gt_u8, holes)
+        p, g, h = batch_tensors(pred_u8, gt_u8, holes, self.device)
         b = p.shape[0]
         if ids is not None and len(ids) != b:
             raise InputError(f"{len(ids)} ids for a batch of {b}", "pass one id per image")
         per_image: dict[str, np.ndarray] = {}
         if b == 0:
             return SuiteUpdate(per_image, {})
-
-        pix = [m for m in self.metrics if m in PIXEL_METRICS]
-        if pix:
-            from inpaintbench.metrics.pixel import pixel_metrics
-
-            values = pixel_metrics(p, g, h)
-            for m in pix:
-                per_image[m] = values[m].detach().to("cpu", torch.float64).numpy()
-        if "ssim_lama" in self.metrics:
-            from inpaintbench.metrics.pixel import ssim_lama
-
-            per_image["ssim_lama"] = ssim_lama(p, g).to("cpu", torch.float64).numpy()
-
-        if self._lpips:
-            x = p.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            y = g.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            by_net: dict[str, np.ndarray] = {}
-            for net, model in self._lpips.items():
-                if net == "alex" and "lpips_hole" in self._lpips_for:  # one trunk pass for both
-                    whole, hole = model.forward_nchw_with_hole(x, y, h)
-                    by_net[net], by_net["alex_hole"] = whole.numpy(), hole.numpy()
-                else:
-                    by_net[net] = model.forward_nchw(x, y).numpy()
-            for name, net in self._lpips_for.items():
-                key = "alex_hole" if name == "lpips_hole" else net
-                if key in by_net:
-                    per_image[name] = by_net[key]
-        if self._dists is not None:
-            per_image["dists"] = self._dists.forward_nchw_u8(p.permute(0, 3, 1, 2), g.permute(0, 3, 1, 2))
+        per_image = per_image_values(p, g, h, self.metrics, self._lpips, self._lpips_for, self._dists)
 
         features: dict[str, np.ndarray] = {}
         if self.extractor is not None:
@@ -424,21 +328,6 @@ class MetricSuite:
         ids = self._ids if self._ids_known else None
         return self.compute_from_features(fake, real, ids, embeddings=self.embeddings())
 
-    def _reals_for(self, fake: np.ndarray, real: np.ndarray | None,
-                   ids: Sequence[str] | None) -> tuple[np.ndarray | None, str | None]:
-        if real is not None:
-            if real.shape != fake.shape:
-                return None, f"real features {real.shape} do not match fake {fake.shape}"
-            return np.asarray(real, dtype=np.float32), None
-        if self._ref is None:
-            return None, "no real-image features (neither extracted nor cached)"
-        if ids is None:
-            return None, "cached reference features need the image ids of the fakes"
-        try:
-            return self._ref.rows_for(ids), None
-        except KeyError as e:
-            return None, str(e.args[0])
-
     def _maybe_save_reference(self, real: np.ndarray, ids: Sequence[str] | None) -> bool:
         """Cache the reals once the whole declared reference set has been seen (all ids)."""
         if (self.reference_cache is None or self._ref is not None or self._ref_key is None
@@ -474,7 +363,7 @@ class MetricSuite:
         """Set-level metrics from given features (the runner's path after gathering ranks).
         ``real=None`` takes the reals from the cached reference set, by ``ids``. ``embeddings``:
         ``{space: (fake, real)}`` of the DINOv2/CLIP extractors (rows of the same images)."""
-        out = self._embedding_metrics(embeddings or {})
+        out = embedding_metrics(embeddings or {}, self._set_settings(), self._status, self.embedders)
         names = [m for m in self.metrics if m in SET_METRICS and METRICS[m].features == "inception"]
         pending = []
         for name in names:
@@ -491,159 +380,22 @@ class MetricSuite:
             real_f = None
         else:
             fake = np.asarray(fake, dtype=np.float32)
-            real_f, reason = self._reals_for(fake, real, ids)
+            real_f, reason = reals_for(fake, real, ids, self._ref)
         if real_f is None or fake is None:
             for name in pending:
                 out[name] = SetMetricResult(None, n=n, status="unavailable", reason=f"unavailable: {reason}")
             return out
         if real is not None and self._ref is None:
             self._maybe_save_reference(real_f, ids)
-        memo: dict[str, Any] = {}  # P-IDS and U-IDS share one SVM fit
-        for name in pending:
-            try:
-                out[name] = self._set_metric(name, real_f, fake, memo)
-            except InputError as e:  # e.g. FID∞ needs more images than the run has
-                out[name] = SetMetricResult(None, n=n, status="unavailable", reason=_unavailable(e))
-            except (ValueError, np.linalg.LinAlgError) as e:
-                out[name] = SetMetricResult(None, n=n, status="unavailable",
-                                            reason=f"unavailable: {type(e).__name__}: {e}")
+        out.update(inception_set_metrics(pending, real_f, fake, self._set_settings(), self.feature_extractor_name))
         return out
 
-    def _set_metric(self, name: str, real: np.ndarray, fake: np.ndarray,
-                    memo: dict[str, Any]) -> SetMetricResult:
-        from inpaintbench.metrics import fid as fidm
-
-        n = int(len(fake))
-        extra: dict[str, Any] = {"extractor": self.feature_extractor_name}
-        warning = fidm.small_sample_warning(n, dim=int(real.shape[1]))
-        if warning:
-            extra["warning"] = warning
-        if name == "fid":
-            # All features are kept anyway (KID, IDS, bootstrap): centred float64 moments from the
-            # arrays are more accurate than raw running sums (Σxxᵀ/N − μμᵀ cancels).
-            value = float(fidm.frechet_distance(real, fake))
-            lo = hi = None
-            n_boot = self.fid_n_boot
-            if n_boot is None:
-                n_boot = FID_N_BOOT if n < int(real.shape[1]) else FID_N_BOOT_LARGE
-            if n_boot > 0:
-                ci = fidm.fid_bootstrap_ci(real, fake, n_boot=n_boot, seed=self.seed)
-                lo, hi = float(ci.lo), float(ci.hi)
-                extra.update(n_boot=ci.n_boot, boot_std=float(ci.boot_std), ci_method=ci.method,
-                             paired=bool(ci.paired))
-            return SetMetricResult(value, lo, hi, n, extra=extra)
-        if name == "fid_inf":
-            res = fidm.fid_infinity(real, fake, seed=self.seed)
-            extra.update(slope=float(res.slope), ns=list(res.ns), fids=list(res.fids), r2=float(res.r2),
-                         subsample=res.subsample)
-            if min(res.ns) <= int(real.shape[1]):
-                extra["warning"] = (f"FID∞ extrapolated from subsets of {min(res.ns)}..{max(res.ns)} images, at or "
-                                    f"below the {int(real.shape[1])} feature dimensions, where FID does not follow "
-                                    "a + b/N closely: treat it as indicative only")
-            return SetMetricResult(float(res.fid_inf), n=n, extra=extra)
-        if name == "kid":
-            from inpaintbench.metrics.kid import kernel_inception_distance
-
-            size = min(self.kid_subset_size, n)
-            mean, std = kernel_inception_distance(real, fake, subsets=self.kid_subsets, subset_size=size,
-                                                  seed=self.seed)
-            extra.update(std=float(std), subsets=self.kid_subsets, subset_size=size)
-            return SetMetricResult(float(mean), n=n, extra=extra)
-        if name in ("p_ids", "u_ids"):
-            if "ids" not in memo:
-                memo["ids"] = self._ids_scores(real, fake)
-            p_ids, u_ids = memo["ids"]
-            return SetMetricResult(float(p_ids if name == "p_ids" else u_ids), n=n, extra=extra)
-        if prdc_base_name(name):
-            return self._prdc_result(name, real, fake, memo, extra)
-        raise AssertionError(name)
-
-    def _prdc_result(self, name: str, real: np.ndarray, fake: np.ndarray, memo: dict[str, Any],
-                     extra: dict[str, Any]) -> SetMetricResult:
-        """PRDC (k = 5) with FID's kind of CI; the four metrics of a space share one computation."""
-        from inpaintbench.metrics.prdc import prdc
-        from inpaintbench.metrics.set_resampling import normal_bootstrap_cis
-
-        space = METRICS[name].features
-        key = f"prdc:{space}"
-        extra = {k: v for k, v in extra.items() if k != "warning"}  # the FID-specific small-N note
-        extra["k"] = 5
-        if self.set_n_boot == 0:
-            if key not in memo:
-                memo[key] = prdc(real, fake)
-            return SetMetricResult(memo[key][prdc_base_name(name)], n=int(len(fake)), extra=extra)
-        if key not in memo:
-            wanted = [m for m in self.metrics if prdc_base_name(m) and METRICS[m].features == space]
-            memo[key] = normal_bootstrap_cis(wanted, real, fake, n_boot=self.set_n_boot, seed=self.seed)
-        ci = memo[key][name]
-        extra.update(n_boot=ci.n_boot, boot_std=ci.boot_std, ci_method=ci.method, paired=True)
-        return SetMetricResult(ci.value, ci.lo, ci.hi, int(len(fake)), extra=extra)
-
-    def _embedding_metrics(self, embeddings: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, SetMetricResult]:
-        """FD-DINOv2, PRDC-DINOv2 and CMMD from the DINOv2/CLIP features."""
-        from inpaintbench.metrics import fid as fidm
-        from inpaintbench.metrics.set_resampling import normal_bootstrap_cis
-
-        out: dict[str, SetMetricResult] = {}
-        memo: dict[str, Any] = {}
-        for name in (m for m in self.metrics if m in SET_METRICS and METRICS[m].features != "inception"):
-            space = METRICS[name].features
-            if self._status.get(name, "ok") != "ok":
-                out[name] = SetMetricResult(None, status="unavailable", reason=self._status[name])
-                continue
-            fake, real = embeddings.get(space, (None, None))
-            n = 0 if fake is None else int(len(fake))
-            need = 6 if prdc_base_name(name) else 2  # PRDC: more than k = 5 images per side
-            if fake is None or real is None or n < need:
-                out[name] = SetMetricResult(None, n=n, status="unavailable",
-                                            reason=f"unavailable: needs at least {need} images with {space} "
-                                                   f"features, got {n}")
-                continue
-            extra: dict[str, Any] = {"extractor": self.embedders[space].name}
-            try:
-                if name == "fd_dinov2":
-                    d = int(real.shape[1])
-                    warning = fidm.small_sample_warning(n, dim=d)
-                    if warning:
-                        extra["warning"] = warning
-                    n_boot = self.set_n_boot
-                    if n_boot is None:  # FID's rule: cheap N×N resamples below d, d×d ones above
-                        n_boot = FID_N_BOOT if n < d else FID_N_BOOT_LARGE
-                    if n_boot == 0:
-                        out[name] = SetMetricResult(float(fidm.frechet_distance(real, fake)), n=n, extra=extra)
-                        continue
-                    ci = fidm.fid_bootstrap_ci(real, fake, n_boot=n_boot, seed=self.seed)
-                    extra.update(n_boot=ci.n_boot, boot_std=float(ci.boot_std), ci_method=ci.method,
-                                 paired=bool(ci.paired))
-                    out[name] = SetMetricResult(float(ci.fid), float(ci.lo), float(ci.hi), n, extra=extra)
-                elif name == "cmmd" and self.set_n_boot == 0:
-                    from inpaintbench.metrics.mmd import cmmd
-
-                    extra.update(sigma=10.0, scale=1000.0, estimator="biased (V-statistic)")
-                    out[name] = SetMetricResult(cmmd(real, fake), n=n, extra=extra)
-                elif name == "cmmd":
-                    ci = normal_bootstrap_cis(["cmmd"], real, fake, n_boot=self.set_n_boot, seed=self.seed)["cmmd"]
-                    extra.update(sigma=10.0, scale=1000.0, estimator="biased (V-statistic)", n_boot=ci.n_boot,
-                                 boot_std=ci.boot_std, ci_method=ci.method, paired=True)
-                    out[name] = SetMetricResult(ci.value, ci.lo, ci.hi, n, extra=extra)
-                else:
-                    out[name] = self._prdc_result(name, real, fake, memo, extra)
-            except (InputError, ValueError, np.linalg.LinAlgError) as e:
-                out[name] = SetMetricResult(None, n=n, status="unavailable", reason=_unavailable(e))
-        return out
-
-    def _ids_scores(self, real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
-        from inpaintbench.metrics.ids import inception_discriminative_scores
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # liblinear ConvergenceWarning at large N, as in MAT
-            kwargs: dict[str, Any] = {}
-            if self.ids_backend is not None:
-                kwargs["backend"] = self.ids_backend
-            if self.ids_backend == "torch":
-                kwargs["device"] = self.device
-            scores = inception_discriminative_scores(real, fake, **kwargs)
-        return float(scores[0]), float(scores[1])
+    def _set_settings(self) -> SetMetricSettings:
+        """The suite's current settings of the set metrics (read at compute time, as attributes may change)."""
+        return SetMetricSettings(metrics=self.metrics, seed=self.seed, fid_n_boot=self.fid_n_boot,
+                                 set_n_boot=self.set_n_boot, kid_subsets=self.kid_subsets,
+                                 kid_subset_size=self.kid_subset_size, ids_backend=self.ids_backend,
+                                 device=self.device)
 
     # ------------------------------------------------------------------ manifest
 
