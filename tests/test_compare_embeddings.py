@@ -67,3 +67,11 @@ def test_features_from_different_weights_are_not_compared(tmp_path: Path) -> Non
         assert table.loc[metric, "verdict"] == "not tested"
         assert "different weights" in table.loc[metric, "note"]
     assert table.loc["fid", "verdict"] != "not tested"  # Inception is unaffected
+
+
+def test_leaderboard_marks_fd_dinov2_from_dinov2_features(tmp_path: Path) -> None:
+    from inpaintbench.analysis.leaderboard import leaderboard_table
+
+    a, b = _pair(tmp_path)
+    df = leaderboard_table([a, b], metrics=["fd_dinov2", "cmmd", "fid"]).set_index("model")
+    assert bool(df.loc["model-a", "fd_dinov2_best"]) and not bool(df.loc["model-b", "fd_dinov2_best"])

@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 
 from inpaintbench.analysis import fmt
+from inpaintbench.analysis.compare_sets import _network_mismatch, load_space_features, space_features_dir
 from inpaintbench.analysis.load import PER_IMAGE_METRICS, Run
 from inpaintbench.analysis.stats import holm, set_metric_bootstrap, wilcoxon_signed_rank
 from inpaintbench.errors import InputError
 from inpaintbench.metrics.bootstrap import paired_bootstrap_diff_ci
-from inpaintbench.metrics.info import is_higher_better
+from inpaintbench.metrics.info import feature_space, is_higher_better
 
 __all__ = [
     "ALPHA",
@@ -66,7 +67,7 @@ def mark_best_and_ties(df: pd.DataFrame, runs: Sequence[Run], metrics: Sequence[
     the row's run in ``runs``) and ``<metric>`` (its mean) for each of ``metrics``. Returns the
     notes on comparisons that could not be made (one per distinct reason).
     """
-    features: dict[int, tuple[np.ndarray, np.ndarray] | str] = {}
+    features: dict[tuple[int, str], tuple[np.ndarray, np.ndarray] | str] = {}
     untested: dict[str, dict[str, None]] = {}
     for m in metrics:
         if m in _UNMARKED_SET:
@@ -133,28 +134,36 @@ def _per_image_test(metric: str, bin_label: str | None = None) -> _Test:
     return test
 
 
-def _set_test(metric: str, features: dict[int, tuple[np.ndarray, np.ndarray] | str]) -> _Test:
-    """Feature bootstrap of ``metric(best) - metric(other)`` on the shared samples (FID, KID)."""
+def _set_test(metric: str, features: dict[tuple[int, str], tuple[np.ndarray, np.ndarray] | str]) -> _Test:
+    """Feature bootstrap of ``metric(best) - metric(other)`` on the shared samples, from the saved
+    features of the metric's space (Inception for FID/KID/PRDC, DINOv2, CLIP)."""
+    space = feature_space(metric) or "inception"
 
     def feats(r: Run) -> tuple[np.ndarray, np.ndarray] | str:
-        if id(r) not in features:
+        key = (id(r), space)
+        if key not in features:
             try:
-                features[id(r)] = r.load_features() if r.features_dir is not None else "no saved features"
+                features[key] = load_space_features(r, space) if space_features_dir(r, space) is not None \
+                    else "no saved features"
             except InputError as exc:
-                features[id(r)] = f"unreadable features ({exc.message})"
-        return features[id(r)]
+                features[key] = f"unreadable features ({exc.message})"
+        return features[key]
 
     def test(best: Run, other: Run, seed: int) -> tuple[float, float, float] | str:
         fa, fb = feats(best), feats(other)
         if isinstance(fa, str) or isinstance(fb, str):
             return fa if isinstance(fa, str) else str(fb)
+        mismatch = _network_mismatch(best, other, (best.label, other.label), space)
+        if mismatch:
+            return mismatch
         ia, ib = _shared_positions(best, other)
         if len(ia) < 2:
             return "fewer than 2 shared samples"
         if len(ia) > SET_TEST_MAX_N:
             return f"not tested here above N = {SET_TEST_MAX_N} (slow); use `inpaintbench compare`"
         r = set_metric_bootstrap(
-            metric, fa[0][ia], fa[1][ia], fb[0][ib], fb[1][ib], n_boot=SET_N_BOOT, alpha=ALPHA, seed=seed
+            metric, fa[0][ia], fa[1][ia], fb[0][ib], fb[1][ib], n_boot=SET_N_BOOT, alpha=ALPHA, seed=seed,
+            features=space,
         )
         return r.ci_low, r.ci_high, r.p
 
