@@ -33,7 +33,8 @@ from train_fixtures import (  # noqa: E402, F401
 )
 
 from inpaintbench.distributed import DistContext  # noqa: E402
-from inpaintbench.train.loop import Trainer, _TickStats  # noqa: E402
+from inpaintbench.train.loop import Trainer  # noqa: E402
+from inpaintbench.train.ticks import TickStats as _TickStats  # noqa: E402
 
 
 def _trainer(tmp_path: Path, resolution: int, batch: int, config: str, weights_dir: Path,

@@ -73,16 +73,17 @@ def datasets_cmd() -> None:
 
 def env_cmd() -> None:
     """Versions, device, cache paths and which weight files are present (paste this into bug reports)."""
-    from inpaintbench.env_info import device_description, home_dir, package_versions, resolve_device
+    from inpaintbench.env_info import device_description, package_versions, resolve_device
+    from inpaintbench.home import inpaintbench_home
 
     table = Table(title="inpaintbench environment", show_header=False)
     for key, value in package_versions().items():
         table.add_row(key, str(value))
     for key, value in device_description(resolve_device("auto")).items():
         table.add_row(key, str(value))
-    table.add_row("INPAINTBENCH_HOME", str(home_dir()))
-    table.add_row("weights cache", str(home_dir() / "weights"))
-    table.add_row("masks cache", str(home_dir() / "masks"))
+    table.add_row("INPAINTBENCH_HOME", str(inpaintbench_home()))
+    table.add_row("weights cache", str(inpaintbench_home() / "weights"))
+    table.add_row("masks cache", str(inpaintbench_home() / "masks"))
     import inpaintbench.metrics.netweights  # noqa: F401  (DINOv2, CLIP weight ids)
     import inpaintbench.models  # noqa: F401  (registers the model packages' weight ids)
     from inpaintbench.weights import list_weights, recorded_sha256, weights_status

@@ -52,7 +52,13 @@ import numpy as np
 # is re-exported here for the callers of its old location (hf_data, train/data, tests).
 from inpaintbench.dataset_base import Dataset
 from inpaintbench.errors import InputError, UnknownNameError
-from inpaintbench.images import ALPHA_POLICIES, may_have_alpha, probe_image, read_image  # noqa: F401
+from inpaintbench.images import (  # noqa: F401
+    ALPHA_POLICIES,
+    IMAGE_EXTENSIONS,  # one list for every folder input
+    may_have_alpha,
+    probe_image,
+    read_image,
+)
 from inpaintbench.resize_policies import (  # noqa: F401
     _SIZE_FIX,
     PAD_MODE,
@@ -77,9 +83,6 @@ from inpaintbench.sample_images import (  # noqa: F401
     _load_source,
     _source_path,
 )
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
-
 
 # ----------------------------------------------------------------------------------------------------
 # folder:PATH

@@ -67,11 +67,3 @@ def device_description(device: str) -> dict[str, Any]:
     return info
 
 
-def home_dir() -> Path:
-    """Root of everything inpaintbench caches (weights, masks, reference features).
-
-    One definition, in the torch-free weights module, so every cache agrees on it.
-    """
-    from inpaintbench.weights import inpaintbench_home
-
-    return inpaintbench_home()

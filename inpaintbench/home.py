@@ -14,5 +14,5 @@ __all__ = ["inpaintbench_home"]
 
 def inpaintbench_home() -> Path:
     """``$INPAINTBENCH_HOME`` (unset or empty: ``~/.cache/inpaintbench``): the root of every cache.
-    The one definition; use this name everywhere (``env_info.home_dir`` is an older alias)."""
+    The one definition; use this name everywhere."""
     return Path(os.environ.get("INPAINTBENCH_HOME") or "~/.cache/inpaintbench").expanduser()

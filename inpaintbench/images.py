@@ -47,6 +47,10 @@ from PIL import Image, UnidentifiedImageError
 
 from inpaintbench.errors import InputError
 
+#: The image files every folder input reads (``folder:`` datasets, ``score``, mask imports): one list,
+#: so a TIFF is never read by one command and silently skipped by another.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
 ALPHA_POLICIES = ("refuse", "composite-white")
 
 _EXIF_ORIENTATION = 0x0112

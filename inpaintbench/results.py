@@ -81,21 +81,21 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def _finite_or_none(obj: Any) -> Any:
+def _json_safe(obj: Any) -> Any:
     """JSON has no inf/NaN: store them as strings so that readers see them explicitly."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
+        return {k: _json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite_or_none(v) for v in obj]
+        return [_json_safe(v) for v in obj]
     if isinstance(obj, np.floating):
-        return _finite_or_none(float(obj))
+        return _json_safe(float(obj))
     return obj
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    text = json.dumps(_finite_or_none(obj), indent=2, sort_keys=False, default=_json_default)
+    text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, default=_json_default)
     atomic_write_bytes(path, (text + "\n").encode())
 
 
@@ -188,7 +188,7 @@ class PartialStore:
             self.dir.rmdir()
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+def read_run_files(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
     """Read a finished run: (manifest, per-image rows, summary), with schema checks."""
     run_dir = Path(run_dir)
     if not (run_dir / MANIFEST).is_file():
@@ -224,7 +224,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_npy",
     "atomic_write_parquet",
-    "load_run",
+    "read_run_files",
     "read_json",
     "rows_frame",
     "sanitize_sample_id",

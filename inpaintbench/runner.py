@@ -312,9 +312,9 @@ def evaluate_model(config: RunConfig, out_dir: str | Path | None = None, *, mode
                             list(suite.metrics if hasattr(suite, "metrics") else config.metrics), ctx,
                             config.save_images, overwrite, execution={"batch_size": config.batch_size})
     if evaluation.finished:
-        from inpaintbench.results import load_run
+        from inpaintbench.results import read_run_files
 
-        m, rows, summary = load_run(out_dir)
+        m, rows, summary = read_run_files(out_dir)
         return RunOutcome(out_dir, m, summary, rows) if ctx.is_main else None
     todo = evaluation.todo()
     resumed = len(evaluation.my_batches()) - len(todo)

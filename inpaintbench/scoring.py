@@ -25,11 +25,12 @@ from inpaintbench.errors import InputError
 from inpaintbench.evaluation import BatchResult, Evaluation, RunOutcome, Sample, base_manifest
 from inpaintbench.export import read_export_samples
 from inpaintbench.identity import identity_hash, metric_identity
-from inpaintbench.images import read_image
+from inpaintbench.images import (
+    IMAGE_EXTENSIONS,  # one list for every folder input
+    read_image,
+)
 from inpaintbench.masks import load_mask_file
 from inpaintbench.runner import RunConfig, _describe, build_suite, composite, mask_problem
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def index_folder(folder: str | Path, role: str) -> dict[str, Path]:
@@ -123,9 +124,9 @@ def score_folders(pred_dir: str | Path, gt_dir: str | Path, masks_dir: str | Pat
     evaluation = Evaluation(Path(out_dir), identity, manifest, samples, batches, suite, list(suite.metrics), ctx,
                             save_images=False, overwrite=overwrite, execution={"batch_size": config.batch_size})
     if evaluation.finished:
-        from inpaintbench.results import load_run
+        from inpaintbench.results import read_run_files
 
-        m, rows, summary = load_run(out_dir)
+        m, rows, summary = read_run_files(out_dir)
         return RunOutcome(Path(out_dir), m, summary, rows)
     todo = evaluation.todo()
     task = progress.add_task(f"score {name}", total=len(samples)) if progress is not None else None

@@ -13,11 +13,11 @@ from scipy import stats as sps
 from inpaintbench.analysis.stats import (
     KIDSettings,
     _kendall_tau_b_rows,
-    bootstrap_mean_ci,
     correlation,
     finite_pairs,
     fisher_z_ci,
     holm,
+    mean_with_ci,
     paired_bootstrap_diff_ci,
     set_metric_bootstrap,
     wilcoxon_signed_rank,
@@ -30,18 +30,18 @@ from inpaintbench.metrics.kid import kernel_inception_distance
 def test_bootstrap_mean_ci_matches_normal_theory_and_excludes_nonfinite() -> None:
     rng = np.random.default_rng(0)
     v = rng.normal(10, 2, 2000)
-    mean, lo, hi = bootstrap_mean_ci(np.concatenate([v, [np.inf, np.nan]]), n_boot=2000, seed=1)
+    mean, lo, hi = mean_with_ci(np.concatenate([v, [np.inf, np.nan]]), n_boot=2000, seed=1)
     assert mean == pytest.approx(v.mean())
     half = 1.96 * v.std(ddof=1) / math.sqrt(v.size)
     assert lo == pytest.approx(v.mean() - half, abs=0.15 * half)
     assert hi == pytest.approx(v.mean() + half, abs=0.15 * half)
-    assert all(math.isnan(x) for x in bootstrap_mean_ci(np.array([np.nan, np.inf])))
+    assert all(math.isnan(x) for x in mean_with_ci(np.array([np.nan, np.inf])))
 
 
 def test_bootstrap_is_seeded() -> None:
     v = np.arange(50.0)
-    assert bootstrap_mean_ci(v, seed=3) == bootstrap_mean_ci(v, seed=3)
-    assert bootstrap_mean_ci(v, seed=3) != bootstrap_mean_ci(v, seed=4)
+    assert mean_with_ci(v, seed=3) == mean_with_ci(v, seed=3)
+    assert mean_with_ci(v, seed=3) != mean_with_ci(v, seed=4)
 
 
 def test_paired_bootstrap_identical_is_zero_and_shift_is_detected() -> None:
@@ -54,7 +54,7 @@ def test_paired_bootstrap_identical_is_zero_and_shift_is_detected() -> None:
     assert d == pytest.approx(np.mean(a - b))
     assert 0 < lo < 0.2 < hi and p < 0.01
     # Unpaired resampling could not see this shift: the per-image spread dwarfs it.
-    assert bootstrap_mean_ci(a)[2] - bootstrap_mean_ci(a)[1] > 10 * (hi - lo)
+    assert mean_with_ci(a)[2] - mean_with_ci(a)[1] > 10 * (hi - lo)
 
 
 def test_finite_pairs_counts_excluded() -> None:

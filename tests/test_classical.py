@@ -11,7 +11,8 @@ from skimage.restoration import inpaint_biharmonic
 
 from inpaintbench.errors import InputError, UnknownNameError
 from inpaintbench.models.base import Inpainter, create_model, get_model_spec, list_models
-from inpaintbench.models.classical import ALL_HOLE_FILL, sample_seed
+from inpaintbench.models.classical import ALL_HOLE_FILL
+from inpaintbench.models.seeding import library_seed_32 as sample_seed
 
 BUILTIN = ["telea", "ns", "biharmonic"]
 HAS_PATCHMATCH = importlib.util.find_spec("patchmatch") is not None

@@ -10,7 +10,7 @@ from PIL import Image
 from run_paths import model_run_dir
 
 from inpaintbench.cli import main
-from inpaintbench.results import load_run
+from inpaintbench.results import read_run_files as load_run
 
 PIXEL = ["--metrics", "psnr,ssim,l1,psnr_hole,l1_hole"]
 

@@ -196,19 +196,20 @@ def tree(tmp_path):
     write_png(root / ".hidden.png", rng_img(32, 32, 5))
     write_png(root / ".cache" / "x.png", rng_img(32, 32, 6))
     (root / "notes.txt").write_text("not an image")
-    (root / "d.tif").write_bytes(b"ignored extension")
+    Image.fromarray(rng_img(32, 32, 8)).save(root / "d.tif")  # TIFF is read, as `score` reads it
     return root
 
 
 def test_folder_scan_is_recursive_sorted_with_stable_ids(tree):
     ds = load_dataset(f"folder:{tree}", resolution=32)
-    assert ds.ids == ["a/y", "a/z", "b", "c"]
+    assert ds.ids == ["a/y", "a/z", "b", "c", "d"]
     assert ds.path_of(0) == (tree / "a" / "y.JPG").resolve()
     np.testing.assert_array_equal(ds[2][1], rng_img(32, 32, 1))
     np.testing.assert_array_equal(ds[3][1], rng_img(32, 32, 4))
+    np.testing.assert_array_equal(ds[4][1], rng_img(32, 32, 8))
     d = ds.describe()
-    assert d["name"] == "folder" and d["n"] == 4 and d["root"] == str(tree.resolve())
-    assert d["spec"] == f"folder:{tree.resolve()}" and d["geometry_counts"] == {"exact": 4}
+    assert d["name"] == "folder" and d["n"] == 5 and d["root"] == str(tree.resolve())
+    assert d["spec"] == f"folder:{tree.resolve()}" and d["geometry_counts"] == {"exact": 5}
 
 
 def test_duplicate_ids_name_both_files(tree):

@@ -17,7 +17,8 @@ pytest.importorskip("transformers")
 from diffusion_fixtures import save_tiny_pipeline  # noqa: E402
 from run_paths import model_run_dir, run_cli  # noqa: E402
 
-from inpaintbench.results import load_run, sanitize_sample_id  # noqa: E402
+from inpaintbench.results import read_run_files as load_run  # noqa: E402
+from inpaintbench.results import sanitize_sample_id
 
 
 @pytest.fixture(scope="module")

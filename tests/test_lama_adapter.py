@@ -130,7 +130,7 @@ def test_cli_run_and_compare_with_another_model(capsys, tmp_path, tiny_file) -> 
     assert code == 0, text
     run_lama = model_run_dir(out, "lama-lama-tiny")
     run_telea = model_run_dir(out, "telea")
-    from inpaintbench.results import load_run
+    from inpaintbench.results import read_run_files as load_run
 
     manifest, rows, summary = load_run(run_lama)
     assert summary["n_ok"] == 2 and rows["psnr"].notna().all()

@@ -16,7 +16,7 @@ from test_migan_fill import fill_module, load_fixture
 
 from inpaintbench.errors import InputError, WeightsError
 from inpaintbench.models.migan import MIGANGenerator, MIGANInpainter, save_migan_safetensors
-from inpaintbench.results import load_run
+from inpaintbench.results import read_run_files as load_run
 from inpaintbench.weights import sha256_file
 
 # Output bound in [0, 1] units: the raw-output parity bound (1e-4 in [-1, 1], see test_migan_network) halved.

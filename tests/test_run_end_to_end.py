@@ -10,7 +10,7 @@ import pytest
 from run_paths import model_run_dir
 
 from inpaintbench.cli import main
-from inpaintbench.results import load_run
+from inpaintbench.results import read_run_files as load_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

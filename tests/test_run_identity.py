@@ -15,7 +15,7 @@ from train_fixtures import protocol_128, write_images  # noqa: F401  (fixture)
 
 from inpaintbench.masks.maskset import MaskSet
 from inpaintbench.models.mat import Generator, save_mat_safetensors
-from inpaintbench.results import load_run
+from inpaintbench.results import read_run_files as load_run
 from inpaintbench.train import snapshot as S
 
 R = 128

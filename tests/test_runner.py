@@ -17,7 +17,7 @@ from run_paths import model_run_dir
 
 from inpaintbench.errors import InputError
 from inpaintbench.models.base import register_model
-from inpaintbench.results import load_run
+from inpaintbench.results import read_run_files as load_run
 from inpaintbench.runner import (
     PIXEL_METRICS,
     RunConfig,

@@ -19,7 +19,7 @@ from inpaintbench.analysis.leaderboard import leaderboard_table
 from inpaintbench.analysis.load import load_run as load_analysis_run
 from inpaintbench.errors import InputError
 from inpaintbench.models.base import register_model
-from inpaintbench.results import load_run
+from inpaintbench.results import read_run_files as load_run
 
 SET = ("fid", "kid", "p_ids", "u_ids")
 

@@ -50,7 +50,7 @@ def _percentile_ci(boot: np.ndarray, alpha: float) -> tuple[float, float]:
 
 
 # --- means and paired differences -----------------------------------------------------------------
-def bootstrap_mean_ci(
+def mean_with_ci(
     values: np.ndarray, n_boot: int = 1000, alpha: float = DEFAULT_ALPHA, seed: int = 0
 ) -> tuple[float, float, float]:
     """Mean and percentile-bootstrap CI of the finite values (NaN triple when there are none).

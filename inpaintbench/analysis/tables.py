@@ -32,7 +32,7 @@ from inpaintbench.analysis.load import (
     digest_groups,
 )
 from inpaintbench.analysis.ranking import mark_best_and_ties, mark_bins_best_and_ties
-from inpaintbench.analysis.stats import bootstrap_mean_ci
+from inpaintbench.analysis.stats import mean_with_ci
 from inpaintbench.errors import InputError
 from inpaintbench.masks.bins import BIN_LABELS
 from inpaintbench.metrics.pixel import PSNR_CAP_DB
@@ -57,7 +57,7 @@ def _metric_entry(run: Run, metric: str, notes: list[str]) -> dict[str, float]:
         }
     values = run.ok_rows[metric].to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
-    mean, lo, hi = bootstrap_mean_ci(values, n_boot=1000, seed=0)
+    mean, lo, hi = mean_with_ci(values, n_boot=1000, seed=0)
     notes.append(
         f"{run.label}: {fmt.label(metric)} recomputed from per_image.parquet (missing in summary.json)"
     )

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from inpaintbench.errors import UnknownNameError, WeightsError
-from inpaintbench.metrics.lpips import as_uint8_tensor
+from inpaintbench.metrics.inputs import as_uint8_tensor
 from inpaintbench.weights import ResolvedWeights, resolve_weights
 
 FEATURE_DIM = 2048

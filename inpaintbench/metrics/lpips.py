@@ -21,10 +21,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from inpaintbench.errors import InputError, WeightsError
+from inpaintbench.metrics.inputs import as_uint8_tensor
 from inpaintbench.weights import ResolvedWeights, resolve_weights, sha256_file
 
 TRUNK_WEIGHTS = {"alex": "torchvision-alexnet", "vgg": "torchvision-vgg16"}
@@ -59,20 +59,6 @@ def to_nchw_float(images: Any, device: torch.device | str) -> torch.Tensor:
     """uint8 [B,H,W,3] (numpy or tensor) → float32 [B,3,H,W] in [-1, 1] (``x/127.5 - 1``)."""
     t = as_uint8_tensor(images, "images").to(device)
     return t.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0
-
-
-def as_uint8_tensor(images: Any, what: str) -> torch.Tensor:
-    """Accept uint8 [B,H,W,3] numpy arrays or tensors; anything else is a clear InputError."""
-    t = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
-    if not isinstance(t, torch.Tensor):
-        raise InputError(f"{what}: expected a uint8 array [B,H,W,3], got {type(images).__name__}",
-                         "pass a numpy array or torch tensor")
-    if t.dtype != torch.uint8:
-        raise InputError(f"{what}: expected dtype uint8, got {t.dtype}",
-                         "quantise model outputs to uint8 (round, clamp 0..255) before scoring")
-    if t.ndim != 4 or t.shape[-1] != 3:
-        raise InputError(f"{what}: expected shape [B,H,W,3], got {tuple(t.shape)}", "pass RGB batches (NHWC)")
-    return t
 
 
 def load_trunk_state(model: torch.nn.Module, state: dict[str, torch.Tensor], net: str) -> None:

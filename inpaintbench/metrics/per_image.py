@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from inpaintbench.errors import InputError
-from inpaintbench.metrics.lpips import LPIPSMetric, as_uint8_tensor
+from inpaintbench.metrics.inputs import as_uint8_tensor
+from inpaintbench.metrics.lpips import LPIPSMetric
 
 #: the pixel metrics :func:`inpaintbench.metrics.pixel.pixel_metrics` computes in one call
 PIXEL_METRICS = ("psnr", "ssim", "l1", "psnr_hole", "l1_hole")

@@ -28,7 +28,6 @@ functions", 2018 (scikit-image's implementation); Barnes et al., "PatchMatch", S
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from inpaintbench.errors import InputError
+from inpaintbench.models.seeding import library_seed_32
 
 ALL_HOLE_FILL = 0.5
 
@@ -171,19 +171,6 @@ class BiharmonicInpainter(ClassicalInpainter):
         return d
 
 
-def sample_seed(seed: int, sample_id: str | None, image: np.ndarray, hole: np.ndarray) -> int:
-    """A 32-bit seed per sample, independent of batch composition.
-
-    From ``(seed, id)`` when the harness gives ids; otherwise from ``(seed, image bytes, hole bytes)``.
-    """
-    h = hashlib.sha256(f"{seed}\0".encode())
-    if sample_id is not None:
-        h.update(b"id\0" + sample_id.encode())
-    else:
-        h.update(b"px\0" + image.tobytes() + np.packbits(hole).tobytes())
-    return int.from_bytes(h.digest()[:4], "little")
-
-
 class PatchMatchInpainter(ClassicalInpainter):
     """PatchMatch fill from the optional ``pypatchmatch`` package, seeded per sample."""
 
@@ -208,7 +195,7 @@ class PatchMatchInpainter(ClassicalInpainter):
     def _fill(self, image: np.ndarray, hole: np.ndarray, sample_id: str | None) -> np.ndarray:
         # The library's seed is process-global; set it right before each call so every sample starts
         # from its own seed regardless of what ran before.
-        self._pm.set_random_seed(sample_seed(self.seed, sample_id, image, hole))
+        self._pm.set_random_seed(library_seed_32(self.seed, sample_id, image, hole))
         res = self._pm.inpaint(image, hole.astype(np.uint8) * 255, patch_size=self.patch_size)
         return np.asarray(res, dtype=np.uint8).astype(np.float32) / 255.0
 

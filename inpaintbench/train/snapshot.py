@@ -208,9 +208,9 @@ def prune_snapshots(run_dir: Path, keep: int) -> list[str]:
 
 def append_metrics(run_dir: Path, record: Mapping[str, Any]) -> None:
     """Append one JSON line (one write + fsync; a torn last line is ignored by :func:`read_metrics`)."""
-    from inpaintbench.results import _finite_or_none, _json_default
+    from inpaintbench.results import _json_default, _json_safe
 
-    line = json.dumps(_finite_or_none(dict(record)), default=_json_default) + "\n"
+    line = json.dumps(_json_safe(dict(record)), default=_json_default) + "\n"
     path = Path(run_dir) / METRICS
     try:
         with open(path, "a", encoding="utf-8") as f:
@@ -240,7 +240,7 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def truncate_metrics(run_dir: Path, max_nimg: int, source: Path | None = None) -> None:
     """Keep only lines up to ``max_nimg`` images (rewritten atomically), e.g. when resuming."""
     rows = [r for r in read_metrics(source or run_dir) if int(r.get("nimg", 0)) <= max_nimg]
-    from inpaintbench.results import _finite_or_none, _json_default
+    from inpaintbench.results import _json_default, _json_safe
 
-    text = "".join(json.dumps(_finite_or_none(r), default=_json_default) + "\n" for r in rows)
+    text = "".join(json.dumps(_json_safe(r), default=_json_default) + "\n" for r in rows)
     atomic_write_bytes(Path(run_dir) / METRICS, text.encode())

@@ -9,7 +9,7 @@ Conventions (all recorded by :meth:`DiffusersInpainter.describe`):
 * **Prompt**: ``prompt`` defaults to the empty string (unconditional inpainting); ``steps``, ``guidance``
   and ``strength`` default to the pipeline's own defaults, which :meth:`describe` records as numbers.
 * **Determinism**: each sample gets a CPU ``torch.Generator`` seeded with
-  :func:`inpaintbench.models.mat.adapter.sample_seed` of (run seed, sample id); the pipeline receives the
+  :func:`inpaintbench.models.seeding.sample_seed` of (run seed, sample id); the pipeline receives the
   list of generators, so every random draw of a sample (initial latents, the VAE posterior sample,
   ancestral scheduler noise) comes from its own generator, and the draws happen on CPU whatever the
   device. On CPU the samples go through the pipeline one at a time (``micro_batch`` None = 1 there), which
@@ -241,7 +241,7 @@ class DiffusersInpainter:
     def _generators(self, images: np.ndarray, holes: np.ndarray, ids: list[str] | None) -> list[Any]:
         import torch
 
-        from inpaintbench.models.mat.adapter import content_id, sample_seed
+        from inpaintbench.models.seeding import content_id, sample_seed
 
         gens = []
         for i in range(images.shape[0]):

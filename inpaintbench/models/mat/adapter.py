@@ -25,7 +25,6 @@ Conventions (all recorded by :meth:`MATInpainter.describe`):
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -36,25 +35,13 @@ import torch.nn.functional as F
 from inpaintbench.errors import InputError, WeightsError
 from inpaintbench.models.mat.checkpoint import MATCheckpoint, load_generator
 from inpaintbench.models.mat.layers import IMPLS
+from inpaintbench.models.seeding import content_id, sample_seed  # noqa: F401  (re-exported)
 
 RESIZE_POLICIES = ("error", "resize", "pad")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 Z_POLICY = ("per-sample torch.Generator seeded with the first 8 bytes (little endian) of "
             "sha256('mat-v1|<seed>|<sample id>'); draws z ~ N(0,1) float64, then the two mixing maps "
             "(Bernoulli 0.5), then random noise; sample id = harness id, else sha256 of pixels+holes")
-
-
-def sample_seed(seed: int, sample_id: str) -> int:
-    """64-bit seed of one sample (stable across machines, Python versions and batchings)."""
-    digest = hashlib.sha256(f"mat-v1|{int(seed)}|{sample_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-def content_id(image: np.ndarray, hole: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(image).tobytes())
-    h.update(np.packbits(hole).tobytes())
-    return "sha256:" + h.hexdigest()
 
 
 def _check_batch(images: np.ndarray, holes: np.ndarray, ids: list[str] | None) -> None:
