@@ -42,7 +42,8 @@ def test_import_is_cheap_and_names_are_public() -> None:
     assert out.strip() == "[]"
     assert set(ib.__all__) >= {"evaluate", "score", "load", "Results", "from_callable"}
     assert ib.models.from_callable is ib.from_callable
-    assert ib.metrics.__all__ == ["fid", "ids", "inception_features", "kid", "l1", "lpips", "psnr", "ssim"]
+    assert ib.metrics.__all__ == ["cmmd", "fid", "frechet_distance", "ids", "inception_features", "kid", "l1", "lpips",
+                                  "prdc", "psnr", "ssim"]
 
 
 def test_evaluate_without_out_leaves_nothing_and_equals_the_cli(tmp_path, monkeypatch, capsys, isolated_home):  # noqa: ANN001, ANN201

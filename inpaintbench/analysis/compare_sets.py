@@ -14,38 +14,16 @@ import pandas as pd
 from inpaintbench.analysis.load import SET_METRICS, Run
 from inpaintbench.analysis.stats import KIDSettings
 from inpaintbench.errors import InputError
-from inpaintbench.metrics.info import feature_files
-from inpaintbench.results import FEATURES
 
 
 def space_features_dir(run: Run, space: str) -> Path | None:
     """The run's ``features/`` folder when it holds both arrays of ``space``, else None."""
-    fake, real = feature_files(space)
-    d = run.path / FEATURES
-    return d if (d / f"{fake}.npy").is_file() and (d / f"{real}.npy").is_file() else None
+    return run.features_dir_for(space)
 
 
 def load_space_features(run: Run, space: str) -> tuple[np.ndarray, np.ndarray]:
-    """(fake, real) features of one space, float64, in the run's row order (Inception through
-    :meth:`Run.load_features`, the same checks for DINOv2 and CLIP)."""
-    if space == "inception":
-        return run.load_features()
-    d = space_features_dir(run, space)
-    if d is None:
-        raise InputError(f"{run.path} has no {space} features ({'/'.join(feature_files(space))}.npy)",
-                         f"re-run with the {space} metrics enabled so features are saved")
-    arrays = []
-    for stem in feature_files(space):
-        p = d / f"{stem}.npy"
-        try:
-            a = np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read {p}: {exc}", "re-run the evaluation to rewrite it") from None
-        if a.ndim != 2 or a.shape[0] != len(run.rows):
-            raise InputError(f"{p} has shape {a.shape}, expected ({len(run.rows)}, D) to match the run's rows",
-                             "re-run the evaluation; features and rows must come from the same run")
-        arrays.append(a.astype(np.float64))
-    return arrays[0], arrays[1]
+    """(fake, real) features of one space, float64, in the run's row order."""
+    return run.load_features(space)
 
 
 def _set_metrics_to_test(a: Run, b: Run) -> list[str]:

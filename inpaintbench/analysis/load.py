@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from inpaintbench.errors import InputError
-from inpaintbench.metrics.info import METRICS
+from inpaintbench.metrics.info import METRICS, feature_files
 from inpaintbench.results import (
     FEATURES,
     IMAGES,
@@ -164,20 +164,27 @@ class Run:
 
     @property
     def features_dir(self) -> Path | None:
-        d = self.path / FEATURES
-        return d if (d / "fake.npy").is_file() and (d / "real.npy").is_file() else None
+        """``features/`` when it holds the Inception arrays (``fake.npy``, ``real.npy``), else None."""
+        return self.features_dir_for("inception")
 
-    def load_features(self) -> tuple[np.ndarray, np.ndarray]:
-        """(fake, real) Inception features, float64, row order = :attr:`rows` order."""
-        d = self.features_dir
+    def features_dir_for(self, space: str) -> Path | None:
+        """``features/`` when it holds both arrays of ``space`` (inception, dinov2, clip), else None."""
+        fake, real = feature_files(space)
+        d = self.path / FEATURES
+        return d if (d / f"{fake}.npy").is_file() and (d / f"{real}.npy").is_file() else None
+
+    def load_features(self, space: str = "inception") -> tuple[np.ndarray, np.ndarray]:
+        """(fake, real) features of ``space``, float64, row order = :attr:`rows` order."""
+        d = self.features_dir_for(space)
+        stems = feature_files(space)
         if d is None:
             raise InputError(
-                f"{self.path} has no {FEATURES}/fake.npy and real.npy",
-                "re-run with deep metrics (FID/KID/IDS) enabled so features are saved",
+                f"{self.path} has no {FEATURES}/{stems[0]}.npy and {stems[1]}.npy",
+                "re-run with the set metrics of that feature space enabled so features are saved",
             )
         arrays = []
-        for kind in ("fake", "real"):
-            p = d / f"{kind}.npy"
+        for stem in stems:
+            p = d / f"{stem}.npy"
             try:
                 a = np.load(p, allow_pickle=False)
             except (OSError, ValueError) as exc:

@@ -17,8 +17,7 @@ run-directory layout. Importing this package does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from inpaintbench.lazy import lazy_getattr
 
 _LAZY = {
     "TrainConfig": "inpaintbench.train.config",
@@ -40,10 +39,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'inpaintbench.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

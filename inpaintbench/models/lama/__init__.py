@@ -9,8 +9,7 @@ Public names: ``LamaGenerator``, ``BIG_LAMA_CONFIG``, ``read_lama_checkpoint``, 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from inpaintbench.lazy import lazy_getattr
 
 _LAZY = {
     "LamaGenerator": "inpaintbench.models.lama.network",
@@ -34,10 +33,4 @@ def register() -> None:
     _register()
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'inpaintbench.models.lama' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -9,8 +9,7 @@ Public names: ``MIGANGenerator``, ``set_impl``, ``read_migan_checkpoint``, ``loa
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from inpaintbench.lazy import lazy_getattr
 
 _LAZY = {
     "MIGANGenerator": "inpaintbench.models.migan.network",
@@ -34,10 +33,4 @@ def register() -> None:
     _register()
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'inpaintbench.models.migan' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
