@@ -21,7 +21,7 @@ from skimage.restoration import inpaint_biharmonic
 
 from inpaintbench.datasets import load_dataset
 from inpaintbench.models.base import create_model
-from inpaintbench.models.classical import sample_seed
+from inpaintbench.models.seeding import library_seed_32 as sample_seed
 
 MODELS = ["telea", "ns", "biharmonic"] + (["patchmatch"] if importlib.util.find_spec("patchmatch") else [])
 
