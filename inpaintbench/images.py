@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -259,9 +258,9 @@ def may_have_alpha(mode: str) -> bool:
 def write_png(path: str | os.PathLike[str], array: np.ndarray, compress_level: int = 6) -> Path:
     """Write uint8 [H, W] (L), [H, W, 3] (RGB) or [H, W, 4] (RGBA) as PNG, atomically.
 
-    The data goes to a temporary file in the same directory, then ``os.replace`` moves it into place,
-    so a reader never sees half a file. Parent directories are created. No metadata is written, so
-    equal arrays give byte-equal files (for the same zlib).
+    Through the project's one atomic write (:mod:`inpaintbench.atomic`: temp file in the same folder,
+    fsync, ``os.replace``), so a reader never sees half a file. Parent directories are created. No
+    metadata is written, so equal arrays give byte-equal files (for the same zlib).
     """
     arr = np.asarray(array)
     if arr.dtype != np.uint8:
@@ -272,19 +271,13 @@ def write_png(path: str | os.PathLike[str], array: np.ndarray, compress_level: i
         mode = "RGB" if arr.shape[2] == 3 else "RGBA"
     else:
         raise ValueError(f"write_png needs [H,W], [H,W,3] or [H,W,4], got shape {arr.shape}")
-    dst = Path(path)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img = Image.fromarray(np.ascontiguousarray(arr))
-            assert img.mode == mode
-            img.save(f, format="PNG", compress_level=compress_level)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
+    from inpaintbench.atomic import atomic_write_bytes
+
+    img = Image.fromarray(np.ascontiguousarray(arr))
+    assert img.mode == mode
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=compress_level)
+    return atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

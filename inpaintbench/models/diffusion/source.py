@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,12 +236,10 @@ def _load_cache(path: Path) -> dict[str, Any]:
 
 def _save_cache(path: Path, data: dict[str, Any]) -> None:
     """Atomic write; a read-only home only costs re-hashing next time."""
+    from inpaintbench.atomic import atomic_write_text
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=0, sort_keys=True)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, indent=0, sort_keys=True))
     except OSError:
         pass
 

@@ -27,7 +27,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -430,14 +429,6 @@ def save_lama_safetensors(module: nn.Module, path: str | os.PathLike[str],
     blob = st_save(tensors, metadata={"format": SAFETENSORS_FORMAT_TAG, "config": json.dumps(config, sort_keys=True),
                                       "metadata": json.dumps(user, sort_keys=True),
                                       "torch_version": torch.__version__})
-    p = Path(path).expanduser()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    from inpaintbench.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(Path(path).expanduser(), blob)

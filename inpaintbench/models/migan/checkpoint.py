@@ -25,7 +25,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,15 +284,7 @@ def save_migan_safetensors(module: torch.nn.Module, path: str | os.PathLike[str]
     header = {"format": SAFETENSORS_FORMAT_TAG, "resolution": str(module.resolution), "metadata": user,
               "torch_version": torch.__version__}
     blob = st_save(tensors, metadata=header)
-    p = Path(path).expanduser()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    from inpaintbench.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(Path(path).expanduser(), blob)
 
