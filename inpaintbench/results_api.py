@@ -44,17 +44,21 @@ COMPARE_DEFAULTS: dict[str, Any] = {"alpha": 0.05, "n_boot": 1000, "set_n_boot":
 class InMemoryRun(Run):
     """A :class:`Run` whose directory no longer exists: features are held in memory."""
 
-    features: tuple[np.ndarray, np.ndarray] | None = None
+    #: (fake, real) per feature space (inception, dinov2, clip) that the run saved
+    features: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def features_dir(self) -> Path | None:  # compare/ranking only test it for None
-        return self.path / FEATURES if self.features is not None else None
+        return self.features_dir_for("inception")
 
-    def load_features(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.features is None:
-            raise InputError(f"{self.label} has no saved features",
-                             "evaluate with deep metrics (FID/KID/IDS) so that features are kept")
-        return self.features
+    def features_dir_for(self, space: str) -> Path | None:
+        return self.path / FEATURES if self.features and space in self.features else None
+
+    def load_features(self, space: str = "inception") -> tuple[np.ndarray, np.ndarray]:
+        if not self.features or space not in self.features:
+            raise InputError(f"{self.label} has no saved {space} features",
+                             "evaluate with the set metrics of that feature space so that features are kept")
+        return self.features[space]
 
     @property
     def images_dir(self) -> Path | None:
@@ -63,9 +67,11 @@ class InMemoryRun(Run):
 
 def detach(run: Run) -> InMemoryRun:
     """Copy a run directory's contents into memory (before its temporary directory is removed)."""
-    feats = run.load_features() if run.features_dir is not None else None
+    from inpaintbench.metrics.info import FEATURE_SPACES
+
+    feats = {space: run.load_features(space) for space in FEATURE_SPACES if run.features_dir_for(space) is not None}
     return InMemoryRun(path=Path(f"<in memory: {run.run_id}>"), manifest=run.manifest, rows=run.rows.copy(),
-                       summary=run.summary, features=feats)
+                       summary=run.summary, features=feats or None)
 
 
 def _runs_of(items: Sequence[Any]) -> list[Run]:
@@ -235,10 +241,12 @@ class Results:
             shutil.rmtree(target)
         atomic_write_parquet(target / PER_IMAGE, self.run.rows)
         atomic_write_json(target / SUMMARY, self.run.summary)
-        if self.run.features_dir is not None:
-            fake, real = self.run.load_features()
-            atomic_write_npy(target / FEATURES / "fake.npy", fake.astype(np.float32))
-            atomic_write_npy(target / FEATURES / "real.npy", real.astype(np.float32))
+        from inpaintbench.metrics.info import FEATURE_SPACES, feature_files
+
+        for space in FEATURE_SPACES:  # every feature space the run saved, so compare can test its set metrics
+            if self.run.features_dir_for(space) is not None:
+                for stem, array in zip(feature_files(space), self.run.load_features(space), strict=True):
+                    atomic_write_npy(target / FEATURES / f"{stem}.npy", array.astype(np.float32))
         images = self.run.images_dir
         if images is not None:
             shutil.copytree(images, target / IMAGES)
