@@ -21,7 +21,7 @@ from inpaintbench.masks import standard as S
 
 # The committed definitions as the package sees them (package data; in a checkout this is also the
 # folder a wheel is built from).
-REPO_MASKS = Path(__file__).resolve().parents[1] / "inpaintbench" / "masks" / "definitions"
+REPO_MASKS = Path(__file__).resolve().parents[1] / "masks"  # the committed definitions (shipped as package data)
 
 
 @pytest.fixture
