@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from inpaintbench.errors import UnknownNameError
+from inpaintbench.errors import InputError, UnknownNameError
 
 ENTRY_POINT_GROUP = "inpaintbench.models"
 
@@ -55,6 +55,20 @@ class Inpainter(Protocol):
     def describe(self) -> dict[str, Any]:
         """Everything the run manifest needs to reproduce this model (weights hash, kwargs...)."""
         ...
+
+
+def check_inpaint_batch(who: str, images: Any, holes: Any, ids: list[str] | None,
+                        mask_hint: str = "convert masks to bool at the edge") -> None:
+    """Refuse arrays that break the :class:`Inpainter` contract, naming the model and what to pass
+    (the network adapters' one input check)."""
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
+        raise InputError(f"{who}: images must be uint8 [B,H,W,3], got {getattr(images, 'dtype', type(images))} "
+                         f"{getattr(images, 'shape', '')}", "pass RGB uint8 images")
+    if not isinstance(holes, np.ndarray) or holes.dtype != np.bool_ or holes.shape != images.shape[:3]:
+        raise InputError(f"{who}: holes must be bool {images.shape[:3]} with True = hole, got "
+                         f"{getattr(holes, 'dtype', type(holes))} {getattr(holes, 'shape', '')}", mask_hint)
+    if ids is not None and len(ids) != images.shape[0]:
+        raise InputError(f"{who}: got {len(ids)} ids for {images.shape[0]} images", "pass one id per image")
 
 
 @dataclass(frozen=True)

@@ -250,15 +250,9 @@ class DiffusersInpainter:
         return gens
 
     def _check(self, images: np.ndarray, holes: np.ndarray, ids: list[str] | None) -> None:
-        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-            raise InputError(f"{self.name}: images must be uint8 [B,H,W,3], got "
-                             f"{getattr(images, 'dtype', type(images))} {getattr(images, 'shape', '')}",
-                             "pass RGB uint8 images")
-        if not isinstance(holes, np.ndarray) or holes.dtype != np.bool_ or holes.shape != images.shape[:3]:
-            raise InputError(f"{self.name}: holes must be bool {images.shape[:3]} with True = hole", "convert masks "
-                             "to bool at the edge")
-        if ids is not None and len(ids) != images.shape[0]:
-            raise InputError(f"{self.name}: got {len(ids)} ids for {images.shape[0]} images", "pass one id per image")
+        from inpaintbench.models.base import check_inpaint_batch
+
+        check_inpaint_batch(self.name, images, holes, ids)
         h, w = images.shape[1:3]
         if h % self.pad_multiple or w % self.pad_multiple:
             raise InputError(f"{self.name}: height and width must be multiples of {self.pad_multiple}, got {w}x{h}",

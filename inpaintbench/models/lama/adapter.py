@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from inpaintbench.errors import InputError, WeightsError
+from inpaintbench.models.base import check_inpaint_batch
 from inpaintbench.models.lama.checkpoint import load_lama_generator
 from inpaintbench.models.lama.network import IMPLS
 
@@ -79,15 +80,7 @@ def _no_tf32(device: torch.device, allow: bool) -> Iterator[None]:
 
 
 def _check_batch(images: np.ndarray, holes: np.ndarray, ids: list[str] | None) -> None:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-        raise InputError(f"LaMa: images must be uint8 [B,H,W,3], got {getattr(images, 'dtype', type(images))} "
-                         f"{getattr(images, 'shape', '')}", "pass RGB uint8 images")
-    if not isinstance(holes, np.ndarray) or holes.dtype != np.bool_ or holes.shape != images.shape[:3]:
-        raise InputError(f"LaMa: holes must be bool {images.shape[:3]} with True = hole, got "
-                         f"{getattr(holes, 'dtype', type(holes))} {getattr(holes, 'shape', '')}",
-                         "convert masks to bool at the edge (LaMa mask files: hole = 255)")
-    if ids is not None and len(ids) != images.shape[0]:
-        raise InputError(f"LaMa: got {len(ids)} ids for {images.shape[0]} images", "pass one id per image")
+    check_inpaint_batch("LaMa", images, holes, ids, "convert masks to bool at the edge (LaMa mask files: hole = 255)")
 
 
 class LamaInpainter:

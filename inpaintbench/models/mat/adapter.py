@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from inpaintbench.errors import InputError, WeightsError
+from inpaintbench.models.base import check_inpaint_batch
 from inpaintbench.models.mat.checkpoint import MATCheckpoint, load_generator
 from inpaintbench.models.mat.layers import IMPLS
 from inpaintbench.models.seeding import content_id, sample_seed  # noqa: F401  (re-exported)
@@ -45,15 +46,8 @@ Z_POLICY = ("per-sample torch.Generator seeded with the first 8 bytes (little en
 
 
 def _check_batch(images: np.ndarray, holes: np.ndarray, ids: list[str] | None) -> None:
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-        raise InputError(f"MAT: images must be uint8 [B,H,W,3], got {getattr(images, 'dtype', type(images))} "
-                         f"{getattr(images, 'shape', '')}", "pass RGB uint8 images")
-    if not isinstance(holes, np.ndarray) or holes.dtype != np.bool_ or holes.shape != images.shape[:3]:
-        raise InputError(f"MAT: holes must be bool {images.shape[:3]} with True = hole, got "
-                         f"{getattr(holes, 'dtype', type(holes))} {getattr(holes, 'shape', '')}",
-                         "convert masks to bool at the edge (MAT files: hole = 0; LaMa files: hole = 255)")
-    if ids is not None and len(ids) != images.shape[0]:
-        raise InputError(f"MAT: got {len(ids)} ids for {images.shape[0]} images", "pass one id per image")
+    check_inpaint_batch("MAT", images, holes, ids, "convert masks to bool at the edge (MAT files: hole = 0; "
+                        "LaMa files: hole = 255)")
 
 
 class MATInpainter:

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from inpaintbench.errors import InputError, WeightsError
+from inpaintbench.models.base import check_inpaint_batch
 from inpaintbench.models.mat.adapter import PRECISIONS, RESIZE_POLICIES, MATInpainter
 from inpaintbench.models.migan.checkpoint import load_migan
 from inpaintbench.models.migan.network import IMPLS
@@ -49,15 +50,8 @@ GREY = 127.5  # u8 value that maps to 0.0 in [-1, 1]
 
 def check_batch(images: np.ndarray, holes: np.ndarray, ids: list[str] | None, who: str = "MI-GAN") -> None:
     """Refuse inputs that break the Inpainter contract with a message that says what to pass."""
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-        raise InputError(f"{who}: images must be uint8 [B,H,W,3], got {getattr(images, 'dtype', type(images))} "
-                         f"{getattr(images, 'shape', '')}", "pass RGB uint8 images")
-    if not isinstance(holes, np.ndarray) or holes.dtype != np.bool_ or holes.shape != images.shape[:3]:
-        raise InputError(f"{who}: holes must be bool {images.shape[:3]} with True = hole, got "
-                         f"{getattr(holes, 'dtype', type(holes))} {getattr(holes, 'shape', '')}",
-                         "convert masks to bool at the edge (MI-GAN mask files: white = known, hole = 0)")
-    if ids is not None and len(ids) != images.shape[0]:
-        raise InputError(f"{who}: got {len(ids)} ids for {images.shape[0]} images", "pass one id per image")
+    check_inpaint_batch(who, images, holes, ids,
+                        "convert masks to bool at the edge (MI-GAN mask files: white = known, hole = 0)")
 
 
 def network_input(x: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
